@@ -1,0 +1,78 @@
+"""Every tunable setting in one frozen dataclass, with environment overrides.
+
+Nothing here touches the disk or loads a model: reading settings is free.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Environment variables that override the defaults below.
+ENV_DATA_DIR = "FACEATT_DATA_DIR"
+ENV_GALLERY = "FACEATT_GALLERY"
+ENV_LFW_DIR = "FACEATT_LFW_DIR"
+ENV_BASE_MODEL = "FACEATT_BASE_MODEL"
+
+#: Side of the square aligned face crop that the gallery stores (pixels). The
+#: networks resize it to their own input size, so crops outlive a change of network.
+FACE_CROP_SIZE = 112
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where data lives and how strict detection is.
+
+    data_dir:  everything a running install writes (gallery, attendance, models).
+    gallery_dir: the name-labelled folders ``<gallery_dir>/<Person Name>/*.jpg``.
+    lfw_dir:   Labeled Faces in the Wild, used for training and evaluation only.
+    base_model_path: the shipped, LFW-trained network (``.keras``).
+    """
+
+    data_dir: Path
+    gallery_dir: Path
+    lfw_dir: Path
+    base_model_path: Path
+    #: MTCNN confidence below which a detection is dropped. Raising it drops
+    #: more blurry or profile faces; lowering it lets in more false faces.
+    min_detection_confidence: float = 0.90
+    #: Smallest face (pixels, shorter side of the box) we enroll or identify.
+    #: Smaller faces carry too little detail for a reliable match.
+    min_face_pixels: int = 40
+    #: Largest image we decode, in pixels, to refuse decompression bombs.
+    max_image_pixels: int = 40_000_000
+    #: Images are shrunk so the longer side is at most this before detection;
+    #: MTCNN's cost grows with the area and a face in a 4000-pixel photo is no
+    #: better found than at 1280.
+    max_detection_side: int = 1280
+    #: How many of a person's best-matching images are averaged into their score.
+    #: 1 = best single image (most lenient); higher is smoother but punishes a
+    #: person whose enrollment photos vary.
+    top_k_per_person: int = 2
+    #: Number of candidates reported per face.
+    max_candidates: int = 3
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def models_dir(self) -> Path:
+        """Fine-tuned models, versioned, live here (never inside the repo)."""
+        return self.data_dir / "models"
+
+    @property
+    def attendance_db(self) -> Path:
+        return self.data_dir / "attendance.sqlite3"
+
+    def with_gallery(self, gallery_dir: str | Path) -> Settings:
+        return replace(self, gallery_dir=Path(gallery_dir))
+
+
+def get_settings() -> Settings:
+    """Settings from the environment, read afresh at every call (cheap)."""
+    data_dir = Path(os.environ.get(ENV_DATA_DIR, REPO_ROOT / "data"))
+    gallery = Path(os.environ.get(ENV_GALLERY, data_dir / "gallery"))
+    lfw = Path(os.environ.get(ENV_LFW_DIR, REPO_ROOT.parent / "shared" / "datasets" / "lfw"))
+    base = Path(os.environ.get(ENV_BASE_MODEL, REPO_ROOT / "model" / "weights" / "base.keras"))
+    return Settings(data_dir=data_dir, gallery_dir=gallery, lfw_dir=lfw, base_model_path=base)
