@@ -1,0 +1,119 @@
+"""Live check-in: turn a stream of per-frame recognitions into check-ins.
+
+A single frame can be wrong (motion blur, a look-alike at a bad angle), so a
+person is checked in only after being recognised in ``required_frames``
+*consecutive processed frames*, and only once per session. A frame in which the
+person is not recognised (not seen, or seen as someone else / unknown) restarts
+their count.
+
+Pure and thread-safe: the webrtc callback thread calls ``observe`` while the page
+thread reads ``streaks`` or starts a new session; one lock guards the state.
+Nothing here touches the disk; the page writes the returned check-ins to the
+``AttendanceBook``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+#: Consecutive processed frames a person must be recognised in before checking in.
+#: Higher is safer against a one-frame mistake but slower (at 5 processed frames
+#: per second, 3 frames is about 0.6 s of looking at the camera).
+DEFAULT_REQUIRED_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """A person recognised in a frame: their name and score in [0, 1]."""
+
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class LiveCheckIn:
+    """A person who has just been checked in by the tracker.
+
+    ``score`` is the mean score over the frames of the winning streak.
+    """
+
+    session_id: int | None
+    name: str
+    score: float
+    at: datetime
+    frames: int
+
+
+class CheckInTracker:
+    """Counts consecutive recognitions per person; emits each person once per session."""
+
+    def __init__(self, required_frames: int = DEFAULT_REQUIRED_FRAMES, *,
+                 session_id: int | None = None, already_checked_in: Iterable[str] = ()) -> None:
+        if required_frames < 1:
+            raise ValueError("required_frames must be at least 1.")
+        self.required_frames = required_frames
+        self._lock = threading.Lock()
+        self._session_id = session_id
+        self._done: set[str] = set(already_checked_in)
+        self._streaks: dict[str, list[float]] = {}
+
+    @property
+    def session_id(self) -> int | None:
+        with self._lock:
+            return self._session_id
+
+    def start_session(self, session_id: int | None,
+                      already_checked_in: Iterable[str] = ()) -> None:
+        """Switch to another session: forget every streak and who was checked in."""
+        with self._lock:
+            self._session_id = session_id
+            self._done = set(already_checked_in)
+            self._streaks = {}
+
+    def observe(self, recognised: Iterable[Recognition | tuple[str | None, float]], *,
+                now: datetime | None = None) -> list[LiveCheckIn]:
+        """Feed the recognitions of one processed frame; returns who checks in now.
+
+        ``recognised`` holds the known faces of the frame (unknown faces may be
+        passed with ``name=None``; they are ignored). A person seen twice in one
+        frame counts once, with their best score.
+        """
+        best: dict[str, float] = {}
+        for item in recognised:
+            name, score = (item.name, item.score) if isinstance(item, Recognition) else item
+            if name is None:
+                continue
+            best[name] = max(float(score), best.get(name, float("-inf")))
+        moment = now or datetime.now()
+        fresh: list[LiveCheckIn] = []
+        with self._lock:
+            # Anyone not in this frame loses their streak: only consecutive frames count.
+            self._streaks = {name: self._streaks.get(name, []) + [score]
+                             for name, score in best.items() if name not in self._done}
+            for name, scores in self._streaks.items():
+                if len(scores) >= self.required_frames:
+                    self._done.add(name)
+                    fresh.append(LiveCheckIn(self._session_id, name,
+                                             sum(scores) / len(scores), moment, len(scores)))
+            for item in fresh:
+                del self._streaks[item.name]
+        return fresh
+
+    def streaks(self) -> dict[str, int]:
+        """Current consecutive-frame counts of people not yet checked in."""
+        with self._lock:
+            return {name: len(scores) for name, scores in self._streaks.items()}
+
+    def checked_in(self) -> set[str]:
+        """Everyone checked in during this session (including ``already_checked_in``)."""
+        with self._lock:
+            return set(self._done)
+
+    def forget(self, name: str) -> None:
+        """Allow ``name`` to check in again (e.g. after a teacher undid their check-in)."""
+        with self._lock:
+            self._done.discard(name)
+            self._streaks.pop(name, None)
