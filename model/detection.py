@@ -7,7 +7,6 @@ Everything MTCNN-specific (its dict output, its key names, numpy int64s, its
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -16,8 +15,7 @@ import cv2
 import numpy as np
 
 from model.records import DetectedFace, Landmarks
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from model.runtime import import_tensorflow_quietly
 
 
 class FaceDetector:
@@ -36,6 +34,7 @@ class FaceDetector:
     """
 
     def __init__(self, min_confidence: float = 0.90, max_side: int = 1280) -> None:
+        import_tensorflow_quietly()
         from mtcnn import MTCNN  # imported here: TensorFlow start-up is slow
 
         self.min_confidence = min_confidence
