@@ -28,8 +28,8 @@ from model.errors import (
 from model.gallery import Gallery, GalleryEmbeddings
 from model.images import ImageSource, load_image
 from model.naming import normalize_name
-from model.records import DetectedFace, Match, Verification
 from model.recognizer import Recognizer, load_recognizer
+from model.records import DetectedFace, Match, Verification
 from model.settings import Settings, get_settings
 
 #: Variance of the Laplacian of the aligned crop's grey image below which we call
@@ -213,7 +213,8 @@ class FaceAttendance:
         return Verification(same=score >= recognizer.threshold, score=score,
                             threshold=recognizer.threshold)
 
-    def rank_candidates(self, anchor: ImageInput, candidates: Sequence[ImageInput]) -> list[tuple[int, float]]:
+    def rank_candidates(self, anchor: ImageInput,
+                        candidates: Sequence[ImageInput]) -> list[tuple[int, float]]:
         """Which candidates show the anchor's person? ``(candidate index, score)``, best first.
 
         Candidates without exactly one face are left out of the ranking.

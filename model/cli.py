@@ -145,7 +145,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
             "rejected": [{"image": label, "error": why} for label, why in report.rejected],
             "similar_to": [[n, round(s, 4)] for n, s in report.similar_to]}, ensure_ascii=False))
     else:
-        for label, why in report.rejected:
+        for _label, why in report.rejected:
             print(f"refused: {why}", file=sys.stderr)
         if report.saved:
             total = engine.gallery.person(report.name).image_count
@@ -244,7 +244,7 @@ def run() -> None:
         code = main()
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1, short message
+    except Exception as exc:
         print(f"unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = EXIT_UNEXPECTED
     sys.exit(code)

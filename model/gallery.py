@@ -35,8 +35,8 @@ import numpy as np
 from model.errors import ConsentRequiredError, NameTakenError, UnknownPersonError
 from model.images import encode_jpeg, load_image
 from model.naming import name_key, normalize_name
-from model.records import Person
 from model.recognizer import atomic_write_bytes
+from model.records import Person
 
 PERSON_FILE = "person.json"
 CACHE_DIR = ".embeddings"

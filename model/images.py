@@ -70,8 +70,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
                 if width < 1 or height < 1:
                     raise ImageError(f"{name}: the image has no pixels.")
                 img.load()  # decode now, so truncated files fail here
-                img = ImageOps.exif_transpose(img) or img
-                rgb = _to_rgb(img)
+                upright: Image.Image = ImageOps.exif_transpose(img) or img
+                rgb = _to_rgb(upright)
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -217,7 +217,7 @@ def _load_file(path: Path) -> Recognizer:
         raise ModelError(f"{path}: no such model file.")
     try:
         siamese = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
+    except Exception as exc:
         raise ModelError(f"{path}: not a usable model file ({type(exc).__name__}: {exc}).") from exc
     card: dict[str, Any] = {}
     meta = sidecar_path(path)
