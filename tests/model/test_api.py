@@ -1,0 +1,167 @@
+"""The FaceAttendance facade end to end on real faces (slow: detector and network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.errors import ConsentRequiredError, MultipleFacesError, NoFaceError, UnknownPersonError
+from model.images import encode_jpeg, encode_png
+from model.records import Match
+
+pytestmark = pytest.mark.slow
+
+LFW_PEOPLE = ("George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder")
+LFW_STRANGER = "Aaron_Eckhart"
+
+
+def assert_consistent(match: Match, threshold: float) -> None:
+    """What the API promises about every Match, trained network or not."""
+    assert 0.0 <= match.score <= 1.0
+    if not match.candidates:
+        assert match.name is None and match.score == 0.0
+        return
+    scores = [s for _, s in match.candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert match.score == match.candidates[0][1]
+    assert (match.name is not None) == (match.score >= threshold)
+    if match.name is not None:
+        assert match.name == match.candidates[0][0]
+
+
+def test_enroll_and_identify_the_astronaut(attendance, astronaut_jpeg, astronaut):
+    report = attendance.enroll_person("Eileen Collins", [astronaut_jpeg], consent=True)
+    assert report.rejected == [] and len(report.saved) == 1 and report.saved[0].exists()
+    [person] = attendance.gallery.people()
+    assert person.name == "Eileen Collins" and person.image_count == 1 and person.consent
+    matches = attendance.identify_faces(astronaut)
+    assert len(matches) == 1
+    match = matches[0]
+    assert_consistent(match, attendance.recognizer.threshold)
+    assert match.candidates[0][0] == "Eileen Collins"
+    assert match.face is not None and match.box == match.face.box
+    if attendance.recognizer.trained:
+        assert match.name == "Eileen Collins"
+
+
+def test_enroll_refuses_bad_photos_by_name_and_keeps_good_ones(attendance, astronaut_jpeg,
+                                                               two_astronauts, tmp_path):
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(encode_png(np.full((300, 300, 3), 90, dtype=np.uint8)))
+    pair = tmp_path / "two people.jpg"
+    pair.write_bytes(encode_jpeg(two_astronauts))
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
+    photos = [blank, astronaut_jpeg, pair, corrupt]
+    report = attendance.enroll_person("Eileen Collins", photos, consent=True)
+    assert len(report.saved) == 1
+    rejected = dict(report.rejected)
+    assert set(rejected) == {str(blank), str(pair), str(corrupt)}
+    for label, why in rejected.items():
+        assert label in why
+    assert "no face" in rejected[str(blank)]
+    assert "2 faces" in rejected[str(pair)]
+    assert attendance.gallery.person("Eileen Collins").image_count == 1
+
+
+def test_single_face_errors(attendance, two_astronauts):
+    with pytest.raises(NoFaceError):
+        attendance.aligned_face(np.zeros((200, 200, 3), dtype=np.uint8))
+    with pytest.raises(MultipleFacesError):
+        attendance.aligned_face(two_astronauts, label="group.jpg")
+
+
+def test_no_consent_reads_and_stores_nothing(attendance, astronaut_jpeg):
+    with pytest.raises(ConsentRequiredError):
+        attendance.enroll_person("Eileen Collins", [astronaut_jpeg], consent=False)
+    assert attendance.gallery.people() == []
+    root = attendance.gallery.root
+    assert not root.exists() or not [p for p in root.iterdir() if not p.name.startswith(".")]
+
+
+def test_empty_gallery_and_empty_photo(attendance, astronaut):
+    [match] = attendance.identify_faces(astronaut)
+    assert match.name is None and match.score == 0.0 and match.candidates == ()
+    assert attendance.identify_faces(np.zeros((240, 320, 3), dtype=np.uint8)) == []
+    assert attendance.identify_crops([]) == []
+
+
+def test_verify(attendance, astronaut, astronaut_jpeg):
+    result = attendance.verify_faces(astronaut, astronaut_jpeg)
+    threshold = attendance.recognizer.threshold
+    assert result.threshold == threshold and 0 <= result.score <= 1
+    assert result.same == (result.score >= threshold)
+    with pytest.raises(UnknownPersonError):
+        attendance.verify_person(astronaut, "Nobody Here")
+    attendance.enroll_person("Eileen Collins", [astronaut_jpeg], consent=True)
+    claimed = attendance.verify_person(astronaut, "eileen collins")
+    assert claimed.same == (claimed.score >= threshold)
+    if attendance.recognizer.trained:
+        assert result.same and claimed.same
+
+
+def test_identification_does_not_re_embed_the_gallery(attendance, astronaut_jpeg, astronaut):
+    attendance.enroll_person("Eileen Collins", [astronaut_jpeg], consent=True)
+    attendance.identify_faces(astronaut)
+    recognizer = attendance.recognizer
+    calls: list[int] = []
+    original = recognizer.embed
+
+    def counting(faces):
+        calls.append(len(faces))
+        return original(faces)
+
+    recognizer.embed = counting  # type: ignore[method-assign]
+    try:
+        attendance.identify_faces(astronaut)
+    finally:
+        del recognizer.embed
+    assert calls == [1]  # the query face only
+
+
+# ----- LFW end to end ----------------------------------------------------------------
+
+def _photos(lfw_dir: Path, person: str) -> list[Path]:
+    return sorted((lfw_dir / person).glob("*.jpg"))
+
+
+def _central(matches: list[Match], size: int = 250) -> Match:
+    """The face nearest the centre of an LFW photo (LFW centres the named person)."""
+    def distance(m: Match) -> float:
+        x, y, w, h = m.box
+        return float(np.hypot(x + w / 2 - size / 2, y + h / 2 - size / 2))
+
+    return min(matches, key=distance)
+
+
+@pytest.mark.lfw
+def test_lfw_enroll_five_people_identify_a_fourth_photo(attendance, lfw_dir):
+    queries: dict[str, Path] = {}
+    for person in LFW_PEOPLE:
+        photos = _photos(lfw_dir, person)
+        assert len(photos) >= 4, f"{person} has fewer than 4 photos in {lfw_dir}"
+        name = person.replace("_", " ")
+        saved = 0
+        for i, photo in enumerate(photos):  # some LFW photos show two faces: skip those
+            report = attendance.enroll_person(name, [photo], consent=True)
+            saved += len(report.saved)
+            if saved == 3:
+                queries[name] = photos[i + 1]
+                break
+        assert saved == 3, f"could not enroll 3 photos of {person}"
+    assert [p.name for p in attendance.gallery.people()] == sorted(queries)
+    threshold = attendance.recognizer.threshold
+    correct = 0
+    for name, photo in queries.items():
+        matches = attendance.identify_faces(photo)
+        assert matches, f"no face found in {photo}"
+        match = _central(matches)
+        for m in matches:
+            assert_consistent(m, threshold)
+        correct += match.name == name
+    stranger = _central(attendance.identify_faces(_photos(lfw_dir, LFW_STRANGER)[0]))
+    assert_consistent(stranger, threshold)
+    if attendance.recognizer.trained:
+        assert correct >= 4, f"only {correct}/5 identified correctly by {attendance.recognizer.label}"

@@ -1,0 +1,51 @@
+"""One direction of imports: web_app -> model. Checked on the source with ast (nothing is imported)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name))
+              and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+              and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)):
+            roots.add(node.args[0].value.split(".")[0])
+    return roots
+
+
+def _sources(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def test_model_never_imports_streamlit():
+    offenders = {str(p.relative_to(ROOT)): sorted(_imported_roots(p) & {"streamlit", "streamlit_webrtc",
+                                                                       "web_app"})
+                 for p in _sources("model")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_web_app_never_imports_the_ml_stack_directly():
+    sources = _sources("web_app")
+    if not sources:
+        pytest.skip("web_app/ has no Python files yet")
+    banned = {"tensorflow", "keras", "mtcnn"}
+    offenders = {str(p.relative_to(ROOT)): sorted(_imported_roots(p) & banned) for p in sources}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_the_checker_sees_imports():
+    sample = ROOT / "tests" / "test_imports.py"
+    assert {"ast", "pathlib", "pytest"} <= _imported_roots(sample)
