@@ -190,7 +190,9 @@ class Gallery:
             if memo is not None and memo[0] == signature:
                 return memo[1]
         cache = self._load_cache(recognizer.version)
-        missing = [(path, digest) for _, path, digest in listing if digest not in cache]
+        # One embedding per distinct crop, even when the same crop sits in two folders.
+        missing = list({digest: (path, digest) for _, path, digest in listing
+                        if digest not in cache}.values())
         if missing:
             crops = [load_image(path) for path, _ in missing]
             vectors = recognizer.embed(crops)
