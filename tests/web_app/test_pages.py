@@ -1,0 +1,277 @@
+"""Every page through ``streamlit.testing.v1.AppTest`` (no browser).
+
+Each test gets its own data folder; the engine (detector + network) is cached per
+folder by ``st.cache_resource``, so the first test pays for loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from model.attendance import AttendanceBook
+from model.gallery import Gallery
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_PATH = str(REPO_ROOT / "web_app" / "app.py")
+#: The first run loads TensorFlow, MTCNN and the network: allow for it on 2 CPU cores.
+APP_TIMEOUT_S = 180
+
+PERSON = "Eileen Collins"
+PAGES = ["home", "checkin", "verify", "enroll", "people", "train", "attendance"]
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP_PATH, default_timeout=APP_TIMEOUT_S)
+    at.run()
+    if page != "home":
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+def enroll_upload(at: AppTest, png: bytes, name: str = PERSON) -> AppTest:
+    at.text_input(key="enroll_name").set_value(name)
+    at.checkbox(key="enroll_consent").check()
+    at.radio(key="enroll_mode").set_value("Upload photos")
+    at.run()
+    at.file_uploader(key="enroll_uploads").set_value(("astronaut.png", png, "image/png"))
+    at.run()
+    next(b for b in at.button if b.label == "Enroll from these photos").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def enrolled(data_dir) -> list[str]:
+    return [p.name for p in Gallery(data_dir / "gallery").people()]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs(data_dir, page):
+    at = open_page(page)
+    assert at.title[0].value
+
+
+def test_home_warns_without_passcode(data_dir):
+    at = open_page("home")
+    assert "No admin passcode is set" in texts(at, "warning")
+    assert at.metric[0].value == "0"
+
+
+def test_enroll_through_uploaded_photo(data_dir, astronaut_png):
+    at = enroll_upload(open_page("enroll"), astronaut_png)
+    assert f"Saved 1 face photo of {PERSON}" in texts(at, "success")
+    assert enrolled(data_dir) == [PERSON]
+    assert f"Saved photos of {PERSON} (1)" in texts(at, "subheader")
+
+
+def test_enroll_from_camera_snapshot(data_dir, astronaut_jpg):
+    at = open_page("enroll")
+    at.text_input(key="enroll_name").set_value(PERSON)
+    at.checkbox(key="enroll_consent").check()
+    at.run()
+    at.camera_input(key="enroll_camera").set_value(("shot.jpg", astronaut_jpg, "image/jpeg"))
+    at.run()
+    assert not at.exception, at.exception
+    assert "Saved 1 face photo" in texts(at, "success")
+    at.run()  # a rerun must not save the same snapshot again
+    assert len(Gallery(data_dir / "gallery").image_paths(PERSON)) == 1
+
+
+def test_enroll_refuses_a_photo_without_a_face(data_dir, blank_png):
+    at = enroll_upload(open_page("enroll"), blank_png)
+    assert "no face" in texts(at, "error").lower()
+    assert enrolled(data_dir) == []
+
+
+def test_enroll_without_consent_stores_nothing(data_dir, astronaut_png):
+    at = open_page("enroll")
+    at.text_input(key="enroll_name").set_value(PERSON)
+    at.radio(key="enroll_mode").set_value("Upload photos")
+    at.run()
+    at.file_uploader(key="enroll_uploads").set_value(("astronaut.png", astronaut_png,
+                                                      "image/png"))
+    at.run()
+    button = next(b for b in at.button if b.label == "Enroll from these photos")
+    assert button.disabled
+    assert "Nothing is stored without consent" in texts(at, "caption")
+    assert enrolled(data_dir) == []
+
+
+def test_enroll_refuses_a_bad_name(data_dir):
+    at = open_page("enroll")
+    at.text_input(key="enroll_name").set_value("Robert'); DROP TABLE")
+    at.run()
+    assert "may contain only letters" in texts(at, "error")
+
+
+def test_identify_on_verify_page(data_dir, lenient_engine, astronaut_png):
+    enroll_upload(open_page("enroll"), astronaut_png)
+    at = open_page("verify")
+    at.radio(key="verify_mode").set_value("Who is this?")
+    at.run()
+    at.file_uploader(key="verify_identify").set_value(("a.png", astronaut_png, "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["Who"]) == [PERSON]
+
+
+def test_verify_two_photos(data_dir, lenient_engine, astronaut_png, astronaut_jpg):
+    at = open_page("verify")
+    at.file_uploader(key="verify_a").set_value(("a.png", astronaut_png, "image/png"))
+    at.file_uploader(key="verify_b").set_value(("b.jpg", astronaut_jpg, "image/jpeg"))
+    at.run()
+    assert not at.exception, at.exception
+    assert "Same person" in texts(at, "success")
+    assert len(at.get("image")) == 2
+
+
+def test_verify_against_enrolled_person_and_anchor(data_dir, lenient_engine, astronaut_png, blank_png):
+    enroll_upload(open_page("enroll"), astronaut_png)
+    at = open_page("verify")
+    at.radio(key="verify_mode").set_value("A photo and an enrolled person")
+    at.run()
+    at.file_uploader(key="verify_person_photo").set_value(("a.png", astronaut_png, "image/png"))
+    at.run()
+    assert "Same person" in texts(at, "success")
+    at.radio(key="verify_mode").set_value("Which photo is the anchor's person?")
+    at.run()
+    at.file_uploader(key="verify_anchor").set_value(("anchor.png", astronaut_png, "image/png"))
+    at.file_uploader(key="verify_candidates").set_value(
+        [("blank.png", blank_png, "image/png"), ("astro.png", astronaut_png, "image/png")])
+    at.run()
+    assert not at.exception, at.exception
+    assert "astro.png" in texts(at, "success")
+    assert "1 photo(s) left out" in texts(at, "caption")
+
+
+def test_verify_shows_a_sentence_for_no_face(data_dir, astronaut_png, blank_png):
+    at = open_page("verify")
+    at.file_uploader(key="verify_a").set_value(("a.png", astronaut_png, "image/png"))
+    at.file_uploader(key="verify_b").set_value(("blank.png", blank_png, "image/png"))
+    at.run()
+    assert "blank.png: no face was found." in texts(at, "error")
+
+
+def start_session(at: AppTest, name: str) -> AppTest:
+    form_input = next(t for t in at.text_input if t.label == "Session name")
+    form_input.set_value(name)
+    next(b for b in at.button if b.label == "Start session").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_check_in_from_uploaded_photo(data_dir, lenient_engine, astronaut_png):
+    enroll_upload(open_page("enroll"), astronaut_png)
+    at = start_session(open_page("checkin"), "Maths 7B")
+    at.radio(key="checkin_mode").set_value("Upload a photo")
+    at.run()
+    at.file_uploader(key="checkin_upload").set_value(("class.png", astronaut_png, "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert f"**{PERSON}** checked in" in texts(at, "success")
+    at.run()  # a rerun shows the same answer and writes nothing new
+    book = AttendanceBook(data_dir / "attendance.sqlite3")
+    rows = book.checkins()
+    assert [(r.person, r.how) for r in rows] == [(PERSON, "upload")]
+    assert list(at.dataframe[0].value["Name"]) == [PERSON]
+
+
+def test_check_in_from_snapshot_and_live_page_renders(data_dir, lenient_engine, astronaut_jpg):
+    enroll_upload(open_page("enroll"), astronaut_jpg)
+    at = start_session(open_page("checkin"), "Art")
+    at.radio(key="checkin_mode").set_value("Snapshot")
+    at.run()
+    at.camera_input(key="checkin_camera").set_value(("shot.jpg", astronaut_jpg, "image/jpeg"))
+    at.run()
+    assert f"**{PERSON}** checked in" in texts(at, "success")
+    at.radio(key="checkin_mode").set_value("Live camera")
+    at.run()
+    assert not at.exception, at.exception
+    # The live stream itself needs a browser (tests/web_app/test_browser.py); here the
+    # page must render its instructions, or say why the camera cannot run in this process.
+    assert ("recognised in 3 frames in a row" in texts(at, "caption")
+            or "live camera is unavailable" in texts(at, "error"))
+
+
+def test_attendance_table_marks_and_export(data_dir, astronaut_png):
+    enroll_upload(open_page("enroll"), astronaut_png)
+    book = AttendanceBook(data_dir / "attendance.sqlite3")
+    session = book.start_session("Maths 7B")
+    book.check_in(session.id, PERSON, score=0.93, how="live")
+    at = open_page("attendance")
+    table = at.dataframe[0].value
+    assert list(table["Name"]) == [PERSON] and list(table["How"]) == ["live"]
+    csv = book.export_csv(session.id)
+    frame = pd.read_csv(io.BytesIO(csv), encoding="utf-8-sig")
+    assert list(frame["person"]) == [PERSON]
+    assert at.get("download_button")
+    # Manual correction: mark absent.
+    at.radio(key="attendance_status").set_value("Absent")
+    next(b for b in at.button if b.label == "Save").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert f"Marked {PERSON} absent." in texts(at, "success")
+    assert book.present_people(session.id) == []
+    assert book.checkins(session.id)[0].how == "manual"
+
+
+def test_people_rename_and_delete(data_dir, astronaut_png):
+    enroll_upload(open_page("enroll"), astronaut_png)
+    book = AttendanceBook(data_dir / "attendance.sqlite3")
+    session = book.start_session("Maths")
+    book.check_in(session.id, PERSON, score=0.9, how="live")
+    at = open_page("people")
+    assert list(at.dataframe[0].value["Name"]) == [PERSON]
+    next(t for t in at.text_input if t.label == "New name").set_value("Eileen M Collins")
+    next(b for b in at.button if b.label == "Rename").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert enrolled(data_dir) == ["Eileen M Collins"]
+    assert book.present_people(session.id) == ["Eileen M Collins"]
+    at.radio(key="people_keep_rows").set_value("Delete")
+    at.checkbox(key="people_confirm_Eileen M Collins").check()
+    at.run()
+    next(b for b in at.button if b.label == "Delete person").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert enrolled(data_dir) == []
+    assert book.checkins() == []
+
+
+def test_bad_passcode_is_refused(data_dir, monkeypatch):
+    monkeypatch.setenv("FACEATT_ADMIN_PASSCODE", "correct horse")
+    for page in ("enroll", "people", "train", "attendance"):
+        at = open_page(page)
+        assert not at.text_input or at.text_input[0].label == "Admin passcode"
+        at.text_input(key="admin_passcode_input").set_value("wrong")
+        next(b for b in at.button if b.label == "Unlock").click()
+        at.run()
+        assert "That passcode is not right." in texts(at, "error")
+        assert [t.label for t in at.text_input] == ["Admin passcode"]
+    at.text_input(key="admin_passcode_input").set_value("correct horse")
+    next(b for b in at.button if b.label == "Unlock").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "That passcode is not right." not in texts(at, "error")
+    assert at.title[0].value == "Attendance"
+    assert not any(t.label == "Admin passcode" for t in at.text_input)
+
+
+def test_kiosk_pages_need_no_passcode(data_dir, monkeypatch):
+    monkeypatch.setenv("FACEATT_ADMIN_PASSCODE", "correct horse")
+    for page in ("checkin", "verify"):
+        at = open_page(page)
+        assert not any(t.label == "Admin passcode" for t in at.text_input)

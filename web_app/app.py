@@ -1,0 +1,43 @@
+"""Face attendance: the Streamlit app's one entry point (``streamlit run web_app/app.py``).
+
+Pages are listed here with ``st.navigation``; each page file is a thin script
+over ``model``. The Check-in and Verify pages are open (a kiosk); the others ask
+for the admin passcode when one is set.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# ``streamlit run`` puts only this folder on the path; the pages import ``model`` and ``web_app``.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+# aiortc (under streamlit-webrtc) must be imported before TensorFlow: the other
+# order crashes the process (two OpenSSL builds; a segmentation fault in pylibsrtp).
+import web_app.live  # noqa: E402,F401  (imports streamlit_webrtc first, see there)
+
+import streamlit as st  # noqa: E402
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="Face attendance", page_icon="🧑‍🏫", layout="wide")
+
+pages = {
+    "": [
+        st.Page(PAGES_DIR / "home.py", title="Home", icon="🏠", default=True, url_path="home"),
+        st.Page(PAGES_DIR / "checkin.py", title="Check-in", icon="✅", url_path="checkin"),
+        st.Page(PAGES_DIR / "verify.py", title="Verify", icon="🔍", url_path="verify"),
+    ],
+    "Teacher": [
+        st.Page(PAGES_DIR / "enroll.py", title="Enroll", icon="📸", url_path="enroll"),
+        st.Page(PAGES_DIR / "people.py", title="People", icon="👥", url_path="people"),
+        st.Page(PAGES_DIR / "train.py", title="Train", icon="🏋️", url_path="train"),
+        st.Page(PAGES_DIR / "attendance.py", title="Attendance", icon="📋",
+                url_path="attendance"),
+    ],
+}
+
+st.navigation(pages).run()

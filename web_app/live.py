@@ -1,0 +1,247 @@
+"""Live camera processing for streamlit-webrtc: newest frame only, results through a queue.
+
+``webrtc_streamer`` calls ``video_frame_callback`` in its own thread for every
+frame. Recognition takes longer than a frame lasts, so the callback never waits
+for it: it hands the frame to a ``NewestFrameWorker`` (a one-slot mailbox that
+keeps only the newest frame) and draws the most recent boxes it has. The worker
+thread runs the model on the newest frame, updates the boxes and puts a typed
+``LiveResult`` on a ``queue.Queue`` that the page reads. Nothing here calls
+``st.*``: the callback thread has no Streamlit context.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import sys
+
+import numpy as np
+
+# Imported here, before anything loads TensorFlow: importing aiortc (under
+# streamlit-webrtc) *after* TensorFlow crashes the process with a segmentation
+# fault in pylibsrtp (two OpenSSL builds). ``app.py`` imports this module first;
+# in a process where TensorFlow is already loaded we do not try (see
+# ``live_camera_problem``).
+if "tensorflow" not in sys.modules:
+    try:
+        import streamlit_webrtc  # noqa: F401
+    except ImportError:  # pragma: no cover - the live modes then say they are unavailable
+        pass
+
+from model.attendance import AttendanceBook
+from model.checkin import CheckInTracker, LiveCheckIn
+from web_app.common import BoxLabel, assessment_label, draw_boxes, match_label
+
+#: The worker thread exits after this many seconds without frames (the stream
+#: stopped); the next frame starts a new one.
+WORKER_IDLE_S = 5.0
+#: Results kept for the page; the oldest are dropped when the page reads slowly.
+RESULT_QUEUE_SIZE = 32
+#: Longest side of the frame given to the model. A 640x480 webcam frame is used as is.
+MAX_PROCESS_SIDE = 640
+
+
+def live_camera_problem() -> str | None:
+    """Why the live camera cannot run in this process, or None when it can."""
+    if "streamlit_webrtc" in sys.modules:
+        return None
+    if "tensorflow" in sys.modules:
+        return ("The live camera is unavailable: start the app with `streamlit run "
+                "web_app/app.py` (streamlit-webrtc must load before TensorFlow).")
+    try:
+        import streamlit_webrtc  # noqa: F401
+    except ImportError:
+        return "The live camera needs the streamlit-webrtc package (pip install streamlit-webrtc)."
+    return None
+
+
+class LiveResult(NamedTuple):
+    """What one processed frame produced, for the page."""
+
+    labels: tuple[BoxLabel, ...]
+    checked_in: tuple[LiveCheckIn, ...]
+    seconds: float  # time the model took on this frame
+    at: float  # time.monotonic() when it finished
+
+
+class CapturedFrame(NamedTuple):
+    """A processed frame kept for enrollment capture: the image and its assessments."""
+
+    image: np.ndarray
+    assessments: tuple[Any, ...]
+    at: float
+
+
+class NewestFrameWorker:
+    """Runs ``process`` on the newest submitted frame in one background thread.
+
+    Frames that arrive while the model is busy replace each other, so the model
+    always sees the latest picture and the video never waits for it.
+    """
+
+    def __init__(self, process: Callable[[np.ndarray], Sequence[BoxLabel]]) -> None:
+        self._process = process
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._frame: np.ndarray | None = None
+        self._labels: tuple[BoxLabel, ...] = ()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    def submit(self, frame: np.ndarray) -> tuple[BoxLabel, ...]:
+        """Offer a frame; returns the boxes of the most recently processed one."""
+        with self._lock:
+            self._frame = frame
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="face-live-worker",
+                                                daemon=True)
+                self._thread.start()
+            labels = self._labels
+        self._wake.set()
+        return labels
+
+    def _run(self) -> None:
+        while self._wake.wait(WORKER_IDLE_S):
+            self._wake.clear()
+            with self._lock:
+                frame, self._frame = self._frame, None
+            if frame is None:
+                continue
+            try:
+                labels = tuple(self._process(frame))
+            except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the stream
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                continue
+            with self._lock:
+                self._labels = labels
+                self.processed += 1
+        with self._lock:
+            self._thread = None
+            self._labels = ()
+
+
+def frame_callback(worker: NewestFrameWorker) -> Callable[[Any], Any]:
+    """A ``video_frame_callback`` that feeds ``worker`` and draws its latest boxes."""
+    import av
+
+    def callback(frame: Any) -> Any:
+        image = frame.to_ndarray(format="rgb24")
+        labels = worker.submit(image)
+        if not labels:
+            return frame
+        out = av.VideoFrame.from_ndarray(draw_boxes(image, labels), format="rgb24")
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+    return callback
+
+
+def _put_newest(results: queue.Queue[Any], item: Any) -> None:
+    while True:
+        try:
+            results.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                results.get_nowait()  # drop the oldest: the page only needs recent news
+            except queue.Empty:
+                pass
+
+
+def _shrink(image: np.ndarray) -> tuple[np.ndarray, float]:
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, MAX_PROCESS_SIDE / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+def _scaled(box: Sequence[int], scale: float) -> tuple[int, int, int, int]:
+    x, y, w, h = (round(v / scale) for v in box)
+    return (x, y, w, h)
+
+
+class LiveCheckInProcessor:
+    """Live check-in: identify faces, feed the tracker, write check-ins to the book.
+
+    The page owns one per browser session (in ``st.session_state``) and reads
+    ``results``; check-ins are written here, in the worker thread, so none is lost
+    when nobody is looking at the page.
+    """
+
+    def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker) -> None:
+        self.engine = engine
+        self.book = book
+        self.tracker = tracker
+        self.results: queue.Queue[LiveResult] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
+        self.worker = NewestFrameWorker(self.process)
+        self.callback = frame_callback(self.worker)
+
+    def start_session(self, session_id: int) -> None:
+        if self.tracker.session_id != session_id:
+            self.tracker.start_session(session_id, self.book.present_people(session_id))
+
+    def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
+        started = time.monotonic()
+        small, scale = _shrink(image)
+        matches = self.engine.identify_faces(small)
+        fresh = self.tracker.observe([(m.name, m.score) for m in matches])
+        session_id = self.tracker.session_id
+        written = []
+        for item in fresh:
+            if session_id is not None and self.book.check_in(
+                    session_id, item.name, score=item.score, how="live") is not None:
+                written.append(item)
+        streaks = self.tracker.streaks()
+        done = self.tracker.checked_in()
+        labels = []
+        for match in matches:
+            label = match_label(match)
+            if match.name in done:
+                text = f"{match.name} - checked in"
+            elif match.name in streaks:
+                text = f"{label.text} ({streaks[match.name]}/{self.tracker.required_frames})"
+            else:
+                text = label.text
+            labels.append(BoxLabel(_scaled(match.box, scale), text, label.colour))
+        _put_newest(self.results, LiveResult(tuple(labels), tuple(written),
+                                             time.monotonic() - started, time.monotonic()))
+        return tuple(labels)
+
+
+class LiveEnrollProcessor:
+    """Live enrollment: assess the newest frame (face found? big and sharp enough?).
+
+    Keeps the latest assessed frame so the page can capture one every half second.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._latest: CapturedFrame | None = None
+        self.worker = NewestFrameWorker(self.process)
+        self.callback = frame_callback(self.worker)
+
+    def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
+        assessments = tuple(self.engine.assess_faces(image))
+        with self._lock:
+            self._latest = CapturedFrame(image, assessments, time.monotonic())
+        return tuple(assessment_label(a) for a in assessments)
+
+    def latest(self, newer_than: float = 0.0) -> CapturedFrame | None:
+        """The most recently assessed frame, if it was assessed after ``newer_than``."""
+        with self._lock:
+            latest = self._latest
+        if latest is None or latest.at <= newer_than:
+            return None
+        return latest

@@ -1,0 +1,203 @@
+"""Enroll (teacher): name + consent, then faces from a snapshot, the live camera or photos."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from model.errors import FaceAttendanceError
+from model.naming import normalize_name
+from web_app.common import (
+    assessment_label,
+    draw_boxes,
+    get_engine,
+    read_upload,
+    require_admin,
+)
+from web_app.live import live_camera_problem, LiveEnrollProcessor
+
+#: Live capture: how many frames to grab by default, the most allowed, and the pause
+#: between them (the person turns their head a little meanwhile).
+DEFAULT_CAPTURE_FRAMES = 8
+MAX_CAPTURE_FRAMES = 20
+CAPTURE_INTERVAL_S = 0.5
+#: Give up on a capture if the camera delivers no assessed frame for this long.
+CAPTURE_TIMEOUT_S = 10.0
+#: Saved-photo thumbnails per row and their width in pixels.
+THUMBS_PER_ROW = 6
+THUMB_WIDTH = 112
+#: Preview width of an assessed photo.
+PREVIEW_WIDTH = 420
+MODES = ("Camera snapshot", "Live camera", "Upload photos")
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+#: No ICE servers: the app works on localhost and a school LAN without internet.
+RTC_CONFIGURATION = {"iceServers": []}
+VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
+
+
+def feedback(assessments) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
+    """Whether the frame holds exactly one usable face, and a sentence about it."""
+    if not assessments:
+        return False, "No face found — face the camera, in good light."
+    if len(assessments) > 1:
+        return False, (f"{len(assessments)} faces found — only the person being enrolled "
+                       "should be in view.")
+    only = assessments[0]
+    if not only.ok:
+        return False, only.problem[:1].upper() + only.problem[1:]
+    return True, f"Face found and sharp enough (sharpness {only.blur:.0f})."
+
+
+def warn_look_alikes(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def]
+    """Warn when the new face already matches someone else (a duplicate or a mix-up)."""
+    others: dict[str, float] = {}
+    for match in engine.identify_crops(crops):
+        for other, score in match.candidates:
+            if other != name and score >= engine.recognizer.threshold:
+                others[other] = max(score, others.get(other, 0.0))
+    if others:
+        listed = ", ".join(f"{n} (score {s:.2f})" for n, s in sorted(others.items()))
+        st.warning(f"This face already matches **{listed}**. Check that this is not the same "
+                   "person enrolled twice; check-ins may mix them up.", icon="⚠️")
+
+
+def save_crops(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def]
+    warn_look_alikes(engine, name, crops)
+    saved = engine.gallery.add_crops(name, crops, consent=True)
+    st.success(f"Saved {len(saved)} face photo{'s' if len(saved) != 1 else ''} of {name}.")
+
+
+st.title("Enroll a person")
+require_admin()
+engine = get_engine()
+
+raw_name = st.text_input("Name", key="enroll_name", placeholder="e.g. Ada Lovelace")
+consent = st.checkbox(
+    "This person (or their parent/guardian) agrees that photos of their face are stored on "
+    "this computer for taking attendance.", key="enroll_consent")
+
+name: str | None = None
+if raw_name.strip():
+    try:
+        name = normalize_name(raw_name)
+    except FaceAttendanceError as error:
+        st.error(str(error))
+if name is not None:
+    existing = engine.gallery.find_person(name)
+    if existing is not None and existing != name:
+        st.error(f"{existing} is already enrolled; use exactly that spelling to add photos.")
+        name = None
+    elif existing is not None:
+        st.info(f"{name} is already enrolled: new photos are added to theirs.")
+ready = name is not None and consent
+if not ready:
+    st.caption("Type a name and tick the consent box to start. Nothing is stored without "
+               "consent.")
+
+mode = st.radio("Photos from", MODES, horizontal=True, key="enroll_mode")
+
+if mode == "Camera snapshot":
+    shot = st.camera_input("Take a photo", key="enroll_camera", disabled=not ready)
+    if shot is not None and name is not None:
+        done = st.session_state.setdefault("enroll_done_shots", {})
+        shot_id = f"{name}:{shot.file_id}"
+        try:
+            image = read_upload(shot)
+            assessments = engine.assess_faces(image)
+            good, sentence = feedback(assessments)
+            st.image(draw_boxes(image, [assessment_label(a) for a in assessments]),
+                     width=PREVIEW_WIDTH)
+            if not good:
+                st.error(sentence)
+            elif shot_id in done:
+                st.success(done[shot_id])
+            else:
+                save_crops(engine, name, [assessments[0].crop])
+                done[shot_id] = f"{sentence} Saved."
+                st.caption(sentence)
+        except FaceAttendanceError as error:
+            st.error(str(error))
+
+elif mode == "Live camera":
+    if problem := live_camera_problem():
+        st.error(problem)
+        st.stop()
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+    processor = st.session_state.get("enroll_processor")
+    if processor is None or processor.engine is not engine:
+        processor = st.session_state["enroll_processor"] = LiveEnrollProcessor(engine)
+    st.caption("Green box: a usable face. Red: too small, too blurry, or several faces.")
+    try:
+        ctx = webrtc_streamer(key="enroll-live", mode=WebRtcMode.SENDRECV,
+                              rtc_configuration=RTC_CONFIGURATION,
+                              media_stream_constraints=VIDEO_CONSTRAINTS,
+                              video_frame_callback=processor.callback, async_processing=True)
+    except Exception as error:  # noqa: BLE001 - e.g. no browser session (AppTest, bare mode)
+        st.error(f"The live camera cannot start here ({type(error).__name__}). Use a snapshot "
+                 "or an uploaded photo instead.")
+        st.stop()
+    frames = st.slider("Frames to capture", 1, MAX_CAPTURE_FRAMES, DEFAULT_CAPTURE_FRAMES,
+                       key="enroll_frames")
+    st.caption(f"One frame every {CAPTURE_INTERVAL_S} s: ask the person to turn their head a "
+               "little while the frames are taken.")
+    playing = bool(ctx.state.playing)
+    if st.button(f"Capture {frames} frames", disabled=not (ready and playing), type="primary"):
+        crops, problems = [], []
+        progress = st.progress(0.0, text="Capturing…")
+        last = time.monotonic()
+        for index in range(frames):
+            time.sleep(CAPTURE_INTERVAL_S)
+            deadline = time.monotonic() + CAPTURE_TIMEOUT_S
+            frame = processor.latest(newer_than=last)
+            while frame is None and time.monotonic() < deadline:
+                time.sleep(CAPTURE_INTERVAL_S / 5)
+                frame = processor.latest(newer_than=last)
+            if frame is None:
+                problems.append("The camera stopped sending pictures.")
+                break
+            last = frame.at
+            good, sentence = feedback(frame.assessments)
+            if good:
+                crops.append(frame.assessments[0].crop)
+            else:
+                problems.append(sentence)
+            progress.progress((index + 1) / frames, text=f"Frame {index + 1} of {frames}")
+        if crops and name is not None:
+            save_crops(engine, name, crops)
+        for problem in sorted(set(problems)):
+            st.warning(f"{problems.count(problem)} frame(s) skipped: {problem}")
+        if not crops:
+            st.error("No usable face was captured.")
+
+else:
+    uploads = st.file_uploader("Photos of this person (one face each)", type=UPLOAD_TYPES,
+                               accept_multiple_files=True, key="enroll_uploads")
+    if st.button("Enroll from these photos", disabled=not (ready and uploads), type="primary"):
+        assert name is not None and uploads
+        try:
+            report = engine.enroll_person(name, [u.getvalue() for u in uploads], consent=consent,
+                                          labels=[u.name for u in uploads])
+            if report.saved:
+                st.success(f"Saved {len(report.saved)} face photo"
+                           f"{'s' if len(report.saved) != 1 else ''} of {report.name}.")
+            for label, reason in report.rejected:
+                st.error(reason if label in reason else f"{label}: {reason}")
+            if report.similar_to:
+                listed = ", ".join(f"{n} (score {s:.2f})" for n, s in report.similar_to)
+                st.warning(f"This face already matches **{listed}**. Check that this is not "
+                           "the same person enrolled twice.", icon="⚠️")
+        except FaceAttendanceError as error:
+            st.error(str(error))
+
+if name is not None and engine.gallery.find_person(name) == name:
+    paths = engine.gallery.image_paths(name)
+    st.subheader(f"Saved photos of {name} ({len(paths)})")
+    for start in range(0, len(paths), THUMBS_PER_ROW):
+        columns = st.columns(THUMBS_PER_ROW)
+        for column, path in zip(columns, paths[start:start + THUMBS_PER_ROW], strict=False):
+            column.image(str(path), width=THUMB_WIDTH)
+            if column.button("Delete", key=f"enroll_delete_{path.name}"):
+                engine.gallery.remove_image(name, path)
+                st.rerun()

@@ -1,0 +1,71 @@
+"""Home: what the app does, who is enrolled, which model is active, today at a glance."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from model.access import ENV_ADMIN_PASSCODE, passcode_is_set
+from web_app.common import get_book, get_engine, model_summary
+
+#: Model-card figures shown on the home page, in this order, with friendly names.
+FIGURE_NAMES = {
+    "accuracy": "Held-out accuracy",
+    "test_accuracy": "Held-out accuracy",
+    "auc": "ROC AUC",
+    "roc_auc": "ROC AUC",
+    "tar_at_far_1e-2": "True accepts at 1% false accepts",
+}
+
+st.title("Face attendance")
+st.write(
+    "Take attendance by face. A teacher **enrolls** each student with a few photos from the "
+    "camera (with their consent), and students then **check in** at the kiosk by looking at "
+    "the camera. The **Attendance** page lists every class session and exports a CSV.")
+
+if not passcode_is_set():
+    st.warning(
+        "**No admin passcode is set.** The teacher pages (Enroll, People, Train, Attendance) "
+        "are open to anyone using this app. Set the environment variable "
+        f"`{ENV_ADMIN_PASSCODE}` or `admin_passcode` in `.streamlit/secrets.toml` before "
+        "using it on a shared computer.", icon="🔓")
+
+engine = get_engine()
+book = get_book()
+people = engine.gallery.people()
+today = [s for s in book.sessions() if s.started_at.date() == date.today()]
+present_today = {name for s in today for name in book.present_people(s.id)}
+
+left, middle, right = st.columns(3)
+left.metric("People enrolled", len(people))
+middle.metric("Class sessions today", len(today))
+right.metric("Checked in today", len(present_today))
+
+st.subheader("Recognition model")
+st.markdown(f"Active model: {model_summary(engine.recognizer)}.")
+figures = engine.recognizer.card.get("figures", {}) if isinstance(engine.recognizer.card,
+                                                                    dict) else {}
+shown = {FIGURE_NAMES[k]: v for k, v in figures.items()
+         if k in FIGURE_NAMES and isinstance(v, (int, float))}
+if shown:
+    columns = st.columns(len(shown))
+    for column, (label, value) in zip(columns, shown.items(), strict=True):
+        column.metric(label, f"{value:.3f}")
+
+st.subheader("Today")
+if not today:
+    st.write("No class session has been started today. Start one on the **Check-in** page.")
+for session in today:
+    names = book.present_people(session.id)
+    st.markdown(f"**{session.name}** (started {session.started_at:%H:%M}): "
+                f"{len(names)} checked in" + (f" — {', '.join(names)}" if names else ""))
+
+st.subheader("How to use it")
+st.markdown(
+    "1. **Enroll** each person: type the name, tick consent, take 5–10 photos from the camera "
+    "while they turn their head a little (or upload photos).\n"
+    "2. Optionally **Train**: fine-tune the network on your class for better accuracy.\n"
+    "3. **Check-in**: start a class session, then start the live camera. A person is checked "
+    "in after being recognised in several frames in a row, once per session.\n"
+    "4. **Attendance**: see who came, correct mistakes by hand, download a CSV.")

@@ -1,0 +1,76 @@
+"""People (teacher): the enrolled people, rename, delete."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from model.errors import FaceAttendanceError
+from web_app.common import get_book, get_engine, require_admin
+
+#: Thumbnails per row in the photo strip of the selected person.
+THUMBS_PER_ROW = 8
+THUMB_WIDTH = 96
+
+st.title("People")
+require_admin()
+
+engine = get_engine()
+book = get_book()
+people = engine.gallery.people()
+
+if message := st.session_state.pop("people_message", None):
+    st.success(message)
+# Widget values can only be set before the widget is drawn, so a rename leaves a note here.
+if (selected := st.session_state.pop("people_next_selected", None)) is not None:
+    st.session_state["people_selected"] = selected
+
+if not people:
+    st.info("Nobody is enrolled yet. Use the **Enroll** page to add people.")
+    st.stop()
+
+table = pd.DataFrame({
+    "Name": [p.name for p in people],
+    "Photos": [p.image_count for p in people],
+    "Enrolled on": [p.enrolled_at.strftime("%Y-%m-%d %H:%M") for p in people],
+    "Consent": ["yes" if p.consent else "no" for p in people],
+})
+st.dataframe(table, hide_index=True, width="stretch")
+
+name = st.selectbox("Person", [p.name for p in people], key="people_selected")
+paths = engine.gallery.image_paths(name)
+for start in range(0, len(paths), THUMBS_PER_ROW):
+    columns = st.columns(THUMBS_PER_ROW)
+    for column, path in zip(columns, paths[start:start + THUMBS_PER_ROW], strict=False):
+        column.image(str(path), width=THUMB_WIDTH)
+
+rename_col, delete_col = st.columns(2)
+with rename_col:
+    st.subheader("Rename")
+    with st.form("rename"):
+        new_name = st.text_input("New name", value=name)
+        if st.form_submit_button("Rename"):
+            try:
+                renamed = engine.gallery.rename_person(name, new_name)
+                book.rename_person(name, renamed)
+                st.session_state["people_next_selected"] = renamed
+                st.session_state["people_message"] = f"Renamed {name} to {renamed}."
+                st.rerun()
+            except FaceAttendanceError as error:
+                st.error(str(error))
+
+with delete_col:
+    st.subheader("Delete")
+    st.write(f"Deletes every photo of **{name}** and their cached face data.")
+    keep_rows = st.radio("Their attendance records", ["Keep", "Delete"], horizontal=True,
+                         key="people_keep_rows")
+    confirm = st.checkbox(f"Yes, delete {name}", key=f"people_confirm_{name}")
+    if st.button("Delete person", type="primary", disabled=not confirm):
+        try:
+            engine.gallery.remove_person(name)
+            removed = book.forget_person(name) if keep_rows == "Delete" else 0
+            st.session_state["people_message"] = (
+                f"Deleted {name}" + (f" and {removed} attendance records." if removed else "."))
+            st.rerun()
+        except FaceAttendanceError as error:
+            st.error(str(error))

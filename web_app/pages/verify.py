@@ -1,0 +1,118 @@
+"""Verify (open): are two faces the same person? Is this person who they say? Who is this?"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from model.errors import FaceAttendanceError
+from model.images import load_image
+from web_app.common import draw_boxes, get_engine, match_label, read_upload
+
+#: Width of each aligned face shown side by side, and of a boxed photo.
+FACE_WIDTH = 160
+PREVIEW_WIDTH = 520
+#: Candidate thumbnails per row in the anchor mode.
+CANDIDATES_PER_ROW = 4
+MODES = ("Two photos", "A photo and an enrolled person", "Which photo is the anchor's person?",
+         "Who is this?")
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+
+
+def verdict(result) -> None:  # type: ignore[no-untyped-def]
+    if result.same:
+        st.success(f"**Same person** — score {result.score:.3f}, threshold {result.threshold:.3f}.")
+    else:
+        st.error(f"**Different people** — score {result.score:.3f}, "
+                 f"threshold {result.threshold:.3f}.")
+    st.caption("Scores run from 0 (unlike) to 1 (alike); at or above the threshold counts as "
+               "the same person.")
+
+
+st.title("Verify")
+engine = get_engine()
+mode = st.radio("What to check", MODES, key="verify_mode")
+
+try:
+    if mode == MODES[0]:
+        left, right = st.columns(2)
+        first = left.file_uploader("First photo", type=UPLOAD_TYPES, key="verify_a")
+        second = right.file_uploader("Second photo", type=UPLOAD_TYPES, key="verify_b")
+        if first is not None and second is not None:
+            image_a, image_b = read_upload(first), read_upload(second)
+            # Align first: an error then names the file the teacher chose.
+            face_a = engine.aligned_face(image_a, label=first.name)
+            face_b = engine.aligned_face(image_b, label=second.name)
+            result = engine.verify_faces(image_a, image_b)
+            left.image(face_a, width=FACE_WIDTH, caption="First face (aligned)")
+            right.image(face_b, width=FACE_WIDTH, caption="Second face (aligned)")
+            verdict(result)
+
+    elif mode == MODES[1]:
+        people = [p.name for p in engine.gallery.people()]
+        if not people:
+            st.info("Nobody is enrolled yet.")
+        else:
+            photo = st.file_uploader("Photo", type=UPLOAD_TYPES, key="verify_person_photo")
+            person = st.selectbox("Enrolled person", people, key="verify_person_name")
+            if photo is not None:
+                image = read_upload(photo)
+                face = engine.aligned_face(image, label=photo.name)
+                result = engine.verify_person(image, person)
+                left, right = st.columns(2)
+                left.image(face, width=FACE_WIDTH, caption="This photo (aligned)")
+                paths = engine.gallery.image_paths(person)
+                if paths:
+                    right.image(load_image(paths[0]), width=FACE_WIDTH,
+                                caption=f"{person} (enrolled)")
+                verdict(result)
+
+    elif mode == MODES[2]:
+        anchor = st.file_uploader("Anchor photo (the person to look for)", type=UPLOAD_TYPES,
+                                  key="verify_anchor")
+        candidates = st.file_uploader("Candidate photos", type=UPLOAD_TYPES,
+                                      accept_multiple_files=True, key="verify_candidates")
+        if anchor is not None and candidates:
+            anchor_image = read_upload(anchor)
+            images = [read_upload(c) for c in candidates]
+            ranking = engine.rank_candidates(anchor_image, images)
+            st.image(engine.aligned_face(anchor_image, label=anchor.name), width=FACE_WIDTH,
+                     caption="Anchor (aligned)")
+            threshold = engine.recognizer.threshold
+            if not ranking:
+                st.warning("None of the candidate photos shows exactly one face.")
+            else:
+                best, best_score = ranking[0]
+                if best_score >= threshold:
+                    st.success(f"Most likely the anchor's person: **{candidates[best].name}** "
+                               f"(score {best_score:.3f}).")
+                else:
+                    st.warning("No candidate reaches the threshold "
+                               f"({threshold:.3f}); the best is {candidates[best].name}.")
+            for start in range(0, len(ranking), CANDIDATES_PER_ROW):
+                columns = st.columns(CANDIDATES_PER_ROW)
+                for column, (index, score) in zip(columns,
+                                                  ranking[start:start + CANDIDATES_PER_ROW],
+                                                  strict=False):
+                    column.image(engine.aligned_face(images[index]), width=FACE_WIDTH,
+                                 caption=f"#{start + columns.index(column) + 1} "
+                                         f"{candidates[index].name}: {score:.3f}")
+            skipped = len(candidates) - len(ranking)
+            if skipped:
+                st.caption(f"{skipped} photo(s) left out: no face or several faces.")
+
+    else:
+        photo = st.file_uploader("Photo", type=UPLOAD_TYPES, key="verify_identify")
+        if photo is not None:
+            image = read_upload(photo)
+            matches = engine.identify_faces(image)
+            st.image(draw_boxes(image, [match_label(m) for m in matches]), width=PREVIEW_WIDTH)
+            if not matches:
+                st.warning("No face found in this photo.")
+            rows = [{"Face": i + 1, "Who": m.name or "unknown", "Score": round(m.score, 3),
+                     "Candidates": ", ".join(f"{n} {s:.2f}" for n, s in m.candidates)}
+                    for i, m in enumerate(matches)]
+            if rows:
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+except FaceAttendanceError as error:
+    st.error(str(error))
