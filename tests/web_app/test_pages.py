@@ -7,8 +7,10 @@ folder by ``st.cache_resource``, so the first test pays for loading TensorFlow.
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -275,3 +277,63 @@ def test_kiosk_pages_need_no_passcode(data_dir, monkeypatch):
     for page in ("checkin", "verify"):
         at = open_page(page)
         assert not any(t.label == "Admin passcode" for t in at.text_input)
+
+
+def test_train_needs_enough_people(data_dir, astronaut_png):
+    enroll_upload(open_page("enroll"), astronaut_png)
+    at = open_page("train")
+    assert "needs at least 2 people" in texts(at, "info")
+
+
+def test_train_runs_in_background_and_rolls_back(data_dir, monkeypatch):
+    """The page starts the job, shows progress, then the figures and keep / roll back."""
+    import threading
+
+    from model import finetune
+    from model.gallery import Gallery
+    from model.settings import FACE_CROP_SIZE
+
+    crop = np.zeros((FACE_CROP_SIZE, FACE_CROP_SIZE, 3), dtype=np.uint8)
+    gallery = Gallery(data_dir / "gallery")
+    for index, name in enumerate(["Ada Lovelace", "Grace Hopper"]):
+        gallery.add_crops(name, [np.full_like(crop, 40 * index + k) for k in range(3)],
+                          consent=True)
+    release = threading.Event()
+    rolled_back = []
+
+    def fake_finetune(gallery_dir, base, models_dir, *, progress):
+        for epoch in range(1, 4):
+            progress(finetune.FinetuneProgress("train", epoch, 3, loss=1.0 / epoch))
+        release.wait(30)
+        figures = finetune.HeldOutFigures(0.6, 0.5, 0.5, 10, 4)
+        better = finetune.HeldOutFigures(0.9, 1.0, 0.62, 10, 4)
+        return finetune.FinetuneResult(
+            replaced=True, model_path=None, active_path=data_dir / "m.keras",
+            previous_path=None, before=figures, after=better, threshold=0.62, people=2,
+            train_crops=4, held_out_crops=2, epochs=3, losses=[1.0, 0.5, 0.33], seconds=1.0,
+            message="The fine-tuned model is now active.")
+
+    monkeypatch.setattr(finetune, "finetune_gallery", fake_finetune)
+    # No model file exists in tests; reloading would rebuild the untrained network.
+    reloads = []
+    monkeypatch.setattr("model.api.FaceAttendance.reload_model",
+                        lambda self, path=None: reloads.append(path))
+    monkeypatch.setattr(finetune, "restore_previous", lambda models_dir: rolled_back.append(1))
+    at = open_page("train")
+    next(b for b in at.button if b.label == "Start fine-tuning").click()
+    at.run()
+    assert not at.exception, at.exception
+    release.set()
+    for _ in range(50):  # the job runs in its own thread; the page polls it
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception, at.exception
+        if texts(at, "success") or texts(at, "error"):
+            break
+    assert "The fine-tuned model is now active." in texts(at, "success"), texts(at, "error")
+    assert [m.value for m in at.metric][:2] == ["0.900", "1.000"]
+    next(b for b in at.button if b.label == "Roll back to the previous model").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert rolled_back == [1] and len(reloads) == 2  # after training, after rolling back
+    assert "Rolled back to the previous model." in texts(at, "success")

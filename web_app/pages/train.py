@@ -11,7 +11,6 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from model.recognizer import active_model_path, set_active_model
 from web_app.common import get_engine, model_summary, require_admin
 from web_app.training_job import TrainingJob
 
@@ -28,47 +27,33 @@ def training_job() -> TrainingJob:
     return TrainingJob()
 
 
-def figure(result: Any, *names: str) -> Any:
-    """The first of ``names`` that ``result`` has (as attribute or key), else None."""
-    for name in names:
-        value = result.get(name) if isinstance(result, dict) else getattr(result, name, None)
-        if value is not None:
-            return value
-    return None
-
-
 def show_result(result: Any) -> None:
-    before = figure(result, "before_accuracy", "accuracy_before", "base_accuracy")
-    after = figure(result, "after_accuracy", "accuracy_after", "accuracy")
-    threshold = figure(result, "threshold", "new_threshold")
-    columns = st.columns(3)
-    if before is not None:
-        columns[0].metric("Held-out accuracy before", f"{float(before):.3f}")
-    if after is not None:
-        columns[1].metric("Held-out accuracy after", f"{float(after):.3f}",
-                          delta=None if before is None else f"{float(after) - float(before):+.3f}")
-    if threshold is not None:
-        columns[2].metric("New threshold", f"{float(threshold):.3f}")
-    roc = figure(result, "roc", "roc_points", "roc_after")
-    if roc is not None:
-        frame = _roc_frame(roc)
-        if frame is not None:
-            st.caption("ROC curve on held-out pairs of your class: higher and further left is "
-                       "better.")
-            st.line_chart(frame, x="False accept rate", y="True accept rate")
-
-
-def _roc_frame(roc: Any) -> pd.DataFrame | None:
-    if isinstance(roc, dict):
-        fpr, tpr = roc.get("fpr"), roc.get("tpr")
-    else:
-        try:
-            fpr, tpr = zip(*roc, strict=False)  # [(fpr, tpr), ...]
-        except (TypeError, ValueError):
-            return None
-    if fpr is None or tpr is None:
-        return None
-    return pd.DataFrame({"False accept rate": list(fpr), "True accept rate": list(tpr)})
+    """Held-out figures before/after, the new threshold and the loss per epoch."""
+    (st.success if result.replaced else st.info)(result.message)
+    before, after = result.before, result.after
+    if before is not None and after is not None:
+        pair, ident, threshold = st.columns(3)
+        pair.metric("Held-out pair accuracy", f"{after.pair_accuracy:.3f}",
+                    delta=f"{after.pair_accuracy - before.pair_accuracy:+.3f} "
+                          f"(was {before.pair_accuracy:.3f})")
+        ident.metric("Held-out identification", f"{after.identification:.3f}",
+                     delta=f"{after.identification - before.identification:+.3f} "
+                           f"(was {before.identification:.3f})")
+        threshold.metric("Threshold", f"{result.threshold:.3f}",
+                         delta=f"was {before.threshold:.3f}", delta_color="off")
+        st.caption(f"{result.people} people, {result.train_crops} training photos, "
+                   f"{result.held_out_crops} held-out photos, {result.epochs} epochs, "
+                   f"{result.seconds:.0f} s.")
+    if result.losses:
+        st.caption("Training loss per epoch (lower is better)")
+        st.line_chart(pd.DataFrame({"epoch": range(1, len(result.losses) + 1),
+                                    "loss": result.losses}), x="epoch", y="loss")
+    roc = getattr(result, "roc", None)
+    if roc:
+        fpr, tpr = zip(*roc, strict=True)
+        st.caption("ROC on held-out pairs: higher and further left is better.")
+        st.line_chart(pd.DataFrame({"False accept rate": fpr, "True accept rate": tpr}),
+                      x="False accept rate", y="True accept rate")
 
 
 st.title("Train on your class")
@@ -97,11 +82,14 @@ elif len(enough) < MIN_PEOPLE and not snapshot.running and snapshot.result is No
     st.info(f"Fine-tuning needs at least {MIN_PEOPLE} people with {MIN_PHOTOS_PER_PERSON} or "
             f"more photos each; {len(enough)} have enough so far.")
 elif st.button("Start fine-tuning", type="primary", disabled=snapshot.running):
-    base = active_model_path(settings) or settings.base_model_path
-
     def run(progress: Any) -> Any:
-        return finetune.finetune_gallery(settings.gallery_dir, base, settings.models_dir,
-                                         progress=progress)
+        # Starts from the active model (else the shipped base); activates the new one
+        # only when the held-out figures did not get worse.
+        result = finetune.finetune_gallery(settings.gallery_dir, None, settings.models_dir,
+                                           progress=progress)
+        if result.replaced:
+            engine.reload_model()  # every session switches to the new model at once
+        return result
 
     if not job.start(run):
         st.warning("A fine-tuning run is already going.")
@@ -125,9 +113,6 @@ def progress_panel() -> None:
     if not state.running:
         if state.error:
             st.error(f"Fine-tuning failed: {state.error}")
-        elif state.result is not None:
-            st.success("Fine-tuning finished.")
-            show_result(state.result)
         st.rerun(scope="app")  # leave the fragment: the keep / roll back buttons appear
 
 
@@ -138,18 +123,22 @@ elif snapshot.started_at is not None:
     if snapshot.error:
         st.error(f"Fine-tuning failed: {snapshot.error}")
     elif snapshot.result is not None:
-        show_result(snapshot.result)
-        model_path = figure(snapshot.result, "model_path", "path")
-        keep, roll_back = st.columns(2)
-        if keep.button("Keep the new model", type="primary", disabled=model_path is None):
-            set_active_model(model_path, settings)
-            engine.reload_model()
+        result = snapshot.result
+        show_result(result)
+        if result.replaced:
+            keep, roll_back = st.columns(2)
+            if keep.button("Keep the new model", type="primary"):
+                job.clear_result()
+                st.session_state["train_message"] = "Keeping the fine-tuned model."
+                st.rerun()
+            if roll_back.button("Roll back to the previous model"):
+                finetune.restore_previous(settings.models_dir)
+                engine.reload_model()
+                job.clear_result()
+                st.session_state["train_message"] = "Rolled back to the previous model."
+                st.rerun()
+        elif st.button("OK"):
             job.clear_result()
-            st.session_state["train_message"] = "The fine-tuned model is now active."
-            st.rerun()
-        if roll_back.button("Roll back"):
-            job.clear_result()
-            st.session_state["train_message"] = "Kept the previous model."
             st.rerun()
 if message := st.session_state.pop("train_message", None):
     st.success(message)
