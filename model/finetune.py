@@ -1,0 +1,578 @@
+"""Fine-tuning the Siamese network on the enrolled class, in about a minute on a laptop.
+
+The gallery is a folder of name-labelled folders, ``<gallery>/<Person Name>/*.jpg``,
+each an aligned 112 x 112 RGB crop (other files, and folders starting with ``.``, are
+ignored). Part of each person's crops is held out; the rest trains.
+
+Why it is fast: the lower layers (pixels -> feature map) stay frozen, so their
+outputs are computed once and cached; only the upper layers and the head train,
+with binary cross-entropy on pairs (same person / two different enrolled people),
+batch norms kept in inference mode (a class is too small to re-estimate them).
+
+Why it is safe: held-out figures are measured before and after (pair accuracy and
+identification rank-1 of held-out crops against the training crops), and the new
+model becomes active only when neither got worse. Each accepted model is saved,
+versioned, under ``models_dir`` (``finetuned-<UTC time>.keras`` + ``.json``); the
+previous ones are kept and ``active.json`` names the active one and its predecessor.
+The threshold is recalibrated on the held-out pairs (max balanced accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.settings import FACE_CROP_SIZE
+
+#: File that names the active fine-tuned model inside ``models_dir``.
+ACTIVE_FILE = "active.json"
+IMAGE_SUFFIXES = (".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class FinetuneProgress:
+    """One progress report: ``stage`` in "load", "features", "train", "evaluate", "save";
+    ``done``/``total`` count epochs during "train"; ``loss`` is that epoch's mean loss."""
+
+    stage: str
+    done: int
+    total: int
+    loss: float | None = None
+    message: str = ""
+
+
+ProgressFn = Callable[[FinetuneProgress], None]
+
+
+@dataclass(frozen=True)
+class HeldOutFigures:
+    """Figures on held-out crops. pair_accuracy: balanced accuracy of held-out-vs-training
+    crop pairs at ``threshold``; identification: share of held-out crops whose best
+    person (mean of top-2 photo scores) is right (rank-1, threshold not applied)."""
+
+    pair_accuracy: float
+    identification: float
+    threshold: float
+    pairs: int
+    queries: int
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """What a fine-tune did. ``replaced`` says whether the new model became active;
+    ``model_path`` is the saved version (None when not replaced); ``active_path`` is the
+    model in use afterwards."""
+
+    replaced: bool
+    model_path: Path | None
+    active_path: Path
+    previous_path: Path | None
+    before: HeldOutFigures | None
+    after: HeldOutFigures | None
+    threshold: float
+    people: int
+    train_crops: int
+    held_out_crops: int
+    epochs: int
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    message: str = ""
+
+
+# ------------------------------------------------------------------ gallery
+
+def read_gallery(gallery_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every crop of the gallery: (uint8 [n, 112, 112, 3], person names [n]).
+
+    People are the sub-folders (sorted); only ``.jpg``/``.jpeg`` files count; folders
+    and files starting with ``.`` are skipped. Crops of another size are resized.
+    """
+    import cv2
+
+    from model.images import load_image
+
+    crops, names = [], []
+    root = Path(gallery_dir)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if root.is_dir() else []
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            image = load_image(path)
+            if image.shape[:2] != (FACE_CROP_SIZE, FACE_CROP_SIZE):
+                image = cv2.resize(image, (FACE_CROP_SIZE, FACE_CROP_SIZE),
+                                   interpolation=cv2.INTER_AREA)
+            crops.append(image)
+            names.append(folder.name)
+    if not crops:
+        return np.zeros((0, FACE_CROP_SIZE, FACE_CROP_SIZE, 3), np.uint8), np.array([], dtype=str)
+    return np.stack(crops), np.array(names)
+
+
+def split_held_out(labels: np.ndarray, fraction: float = 0.3,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows): about ``fraction`` of each person's crops held out,
+    at least one when the person has 3 or more crops, none when fewer."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for person in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == person))
+        k = max(1, int(round(len(rows) * fraction))) if len(rows) >= 3 else 0
+        held += rows[:k].tolist()
+        train += rows[k:].tolist()
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(held), dtype=np.int64)
+
+
+# ------------------------------------------------------------------- scoring
+
+def score_matrix(siamese: Any, q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """[m, n] head probabilities of every query embedding against every gallery one."""
+    kernel, bias = siamese.get_layer("head").get_weights()
+    w, b = np.asarray(kernel, np.float64)[:, 0], float(np.asarray(bias)[0])
+    out = np.empty((len(q), len(g)), dtype=np.float64)
+    for begin in range(0, len(q), 256):
+        diff = np.abs(q[begin:begin + 256, None, :].astype(np.float64) - g[None, :, :])
+        out[begin:begin + 256] = 1.0 / (1.0 + np.exp(-(diff @ w + b)))
+    return out
+
+
+def _balanced_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """(threshold, balanced accuracy) maximising the mean of TAR and TRR."""
+    same = same.astype(bool)
+    s = np.unique(scores)
+    candidates = np.r_[s[0] - 1e-6, (s[1:] + s[:-1]) / 2.0, s[-1] + 1e-6]
+    best_t, best_acc = 0.5, -1.0
+    for t in candidates:
+        acc = _balanced_accuracy(scores, same, t)
+        if acc > best_acc:
+            best_t, best_acc = float(t), acc
+    return best_t, best_acc
+
+
+def _balanced_accuracy(scores: np.ndarray, same: np.ndarray, threshold: float) -> float:
+    same = same.astype(bool)
+    accept = scores >= threshold
+    tar = accept[same].mean() if same.any() else 1.0
+    trr = (~accept[~same]).mean() if (~same).any() else 1.0
+    return float((tar + trr) / 2.0)
+
+
+def held_out_figures(siamese: Any, embeddings: np.ndarray, labels: np.ndarray,
+                     train: np.ndarray, held: np.ndarray,
+                     threshold: float | None = None, top_k: int = 2) -> HeldOutFigures:
+    """Held-out figures (see ``HeldOutFigures``). ``threshold=None`` picks the best one
+    on these pairs (that is how fine-tuning recalibrates it)."""
+    from model.evaluation import person_scores
+
+    photo = score_matrix(siamese, embeddings[held], embeddings[train])
+    same = labels[held][:, None] == labels[train][None, :]
+    flat_scores, flat_same = photo.ravel(), same.ravel()
+    if threshold is None:
+        threshold, pair_acc = _balanced_threshold(flat_scores, flat_same)
+    else:
+        pair_acc = _balanced_accuracy(flat_scores, flat_same, threshold)
+    people, owners = np.unique(labels[train], return_inverse=True)
+    per_person = person_scores(lambda q, g: photo, embeddings[held], embeddings[train],
+                               owners, len(people), top_k)
+    predicted = people[per_person.argmax(axis=1)]
+    return HeldOutFigures(pair_accuracy=float(pair_acc),
+                          identification=float(np.mean(predicted == labels[held])),
+                          threshold=float(threshold), pairs=int(flat_same.size),
+                          queries=int(len(held)))
+
+
+# ----------------------------------------------------------- the fine-tune
+
+def _split_model(siamese: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Any, bool]:
+    """(frozen lower part as a function of network-size images, trainable upper part,
+    whether the embedding fuses the mirrored face)."""
+    import keras
+
+    embedding = siamese.get_layer("embedding")
+    names = {layer.name for layer in embedding.layers}
+    if "backbone" in names:  # compact: embedding = L2(upper(lower(x)) + upper(lower(flip x)))
+        backbone = embedding.get_layer("backbone")
+        lower, upper = backbone.get_layer("lower"), backbone.get_layer("upper")
+        return (lambda x: np.asarray(lower(x, training=False))), upper, True
+    # koch: conv stack frozen, the final Dense(4096, sigmoid) trains.
+    dense = embedding.layers[-1]
+    lower = keras.Model(embedding.inputs, dense.input)
+    return (lambda x: np.asarray(lower(x, training=False))), dense, False
+
+
+def _features(lower: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, size: int,
+              fused: bool, batch: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+    from model.network import resize_faces
+
+    plain, mirrored = [], []
+    for begin in range(0, len(crops), batch):
+        x = resize_faces(crops[begin:begin + batch], size)
+        plain.append(lower(x))
+        if fused:
+            mirrored.append(lower(x[:, :, ::-1, :].copy()))
+    return np.concatenate(plain), (np.concatenate(mirrored) if fused else None)
+
+
+def _pairwise_trainer(siamese: Any, upper: Any, feature_shape: tuple[int, ...],
+                      fused: bool) -> Any:
+    """A model ``[features, mirrored features, labels] -> loss`` (one value per row).
+
+    Every pair inside a batch is scored by the siamese head at once (``[n, n, d]``
+    differences), so one pass of the upper layers per crop serves ``n^2`` pairs:
+    this is what makes fine-tuning take seconds instead of minutes.
+    """
+    import keras
+    from keras import ops
+
+    from model.network import L2Normalize
+
+    head = siamese.get_layer("head")
+
+    class PairwiseHeadLoss(keras.layers.Layer):
+        """Balanced binary cross-entropy of the head over all pairs of a batch."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.head = head  # tracked, so the head's weights train too
+
+        def call(self, emb: Any, labels: Any) -> Any:
+            diff = ops.abs(ops.expand_dims(emb, 1) - ops.expand_dims(emb, 0))
+            prob = ops.clip(ops.squeeze(self.head(diff), -1), 1e-6, 1.0 - 1e-6)
+            labels = ops.reshape(labels, (-1,))
+            same = ops.cast(ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)),
+                            "float32")
+            n = ops.shape(emb)[0]
+            pos = same * (1.0 - ops.eye(n))           # a crop with itself teaches nothing
+            neg = 1.0 - same
+            bce_pos = -ops.log(prob)
+            bce_neg = -ops.log(1.0 - prob)
+            loss = (ops.sum(pos * bce_pos) / ops.maximum(ops.sum(pos), 1.0)
+                    + ops.sum(neg * bce_neg) / ops.maximum(ops.sum(neg), 1.0)) / 2.0
+            return ops.ones_like(ops.cast(labels, "float32")) * loss
+
+    feats = keras.Input(feature_shape)
+    flips = keras.Input(feature_shape)
+    labels = keras.Input((), dtype="int32")
+    if fused:
+        emb = L2Normalize()(keras.layers.Add()([upper(feats, training=False),
+                                                upper(flips, training=False)]))
+    else:
+        emb = upper(feats)
+    return keras.Model([feats, flips, labels], PairwiseHeadLoss()(emb, labels))
+
+
+def finetune_model(siamese: Any, crops: np.ndarray, labels: np.ndarray, *,
+                   train: np.ndarray, epochs: int = 30, learning_rate: float = 3e-4,
+                   batch_size: int = 128, seed: int = 0,
+                   progress: ProgressFn | None = None) -> list[float]:
+    """Fine-tune ``siamese`` in place on the ``train`` rows of ``crops``/``labels``.
+
+    Lower layers frozen (their outputs cached once); upper layers + head trained with
+    a balanced binary cross-entropy over every same/different pair of each batch, Adam.
+    Returns the per-epoch losses. A higher ``learning_rate`` or more ``epochs`` adapt
+    more to the class but risk forgetting what LFW taught; the held-out check in
+    ``finetune_gallery`` guards against that.
+    """
+    import keras
+
+    from model.network import input_size_of
+
+    report = progress or (lambda event: None)
+    keras.utils.set_random_seed(seed)
+    lower, upper, fused = _split_model(siamese)
+    report(FinetuneProgress("features", 0, 1, message="computing frozen features"))
+    feats, feats_flip = _features(lower, crops[train], input_size_of(siamese), fused)
+    if feats_flip is None:
+        feats_flip = feats
+    report(FinetuneProgress("features", 1, 1, message=f"{len(train)} crops"))
+    # A class is too small to re-estimate batch-norm statistics: a frozen Keras 3
+    # BatchNormalization runs in inference mode (scale/shift and statistics kept).
+    frozen = [layer for layer in _sublayers(upper) if isinstance(layer, keras.layers.BatchNormalization)
+              and layer.trainable]
+    for layer in frozen:
+        layer.trainable = False
+    trainer = _pairwise_trainer(siamese, upper, feats.shape[1:], fused)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                    loss=lambda y_true, y_pred: keras.ops.mean(y_pred))
+    codes = np.unique(labels[train], return_inverse=True)[1].astype(np.int32)
+    losses: list[float] = []
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            losses.append(float((logs or {}).get("loss", float("nan"))))
+            report(FinetuneProgress("train", epoch + 1, epochs, losses[-1],
+                                    f"epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f}"))
+
+    trainer.fit([feats, feats_flip, codes], np.zeros(len(codes), np.float32),
+                batch_size=min(batch_size, len(codes)), epochs=epochs, shuffle=True, verbose=0,
+                callbacks=[Report()])
+    for layer in frozen:
+        layer.trainable = True
+    return losses
+
+
+def _sublayers(layer: Any) -> list[Any]:
+    children = getattr(layer, "layers", None)
+    if not children:
+        return [layer]
+    return [leaf for child in children for leaf in _sublayers(child)]
+
+
+# ------------------------------------------------------------ model registry
+
+def active_model_path(models_dir: str | Path) -> Path | None:
+    """The active fine-tuned model named by ``<models_dir>/active.json`` (the recognizer's
+    pointer format, ``{"model": "<file name>", ...}``), or None: then the shipped base
+    model is the active one."""
+    pointer = Path(models_dir) / ACTIVE_FILE
+    try:
+        name = json.loads(pointer.read_text())["model"]
+        path = Path(models_dir) / Path(name).name
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if path.is_file() else None
+
+
+def _activate(models_dir: Path, new: Path, previous: Path | None) -> None:
+    from model.training import atomic_write_text
+
+    atomic_write_text(models_dir / ACTIVE_FILE, json.dumps({
+        "model": new.name, "previous": str(previous) if previous else None,
+        "activated_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2))
+
+
+def restore_previous(models_dir: str | Path) -> Path | None:
+    """Make the previous model active again (undo the last fine-tune); returns the model
+    now active inside ``models_dir``, or None when that is the shipped base model."""
+    pointer = Path(models_dir) / ACTIVE_FILE
+    try:
+        previous = json.loads(pointer.read_text()).get("previous")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if previous and Path(previous).parent == Path(models_dir) and Path(previous).is_file():
+        _activate(Path(models_dir), Path(previous), None)
+        return Path(previous)
+    pointer.unlink(missing_ok=True)  # the previous one was the shipped base model
+    return None
+
+
+def _version_path(models_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = models_dir / f"finetuned-{stamp}.keras"
+    n = 1
+    while path.exists():
+        n += 1
+        path = models_dir / f"finetuned-{stamp}-{n}.keras"
+    return path
+
+
+# -------------------------------------------------------------- the facade
+
+def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None = None,
+                     models_dir: str | Path | None = None, *,
+                     progress: ProgressFn | None = None, held_out_fraction: float = 0.3,
+                     epochs: int = 30, learning_rate: float = 3e-4, seed: int = 0
+                     ) -> FinetuneResult:
+    """Fine-tune the active model on the gallery's people; activate it if held-out
+    figures did not get worse. Defaults: the active model of ``models_dir`` (else the
+    shipped base), and ``settings.models_dir``. See the module docstring."""
+    import keras
+
+    from model import network  # noqa: F401  (registers the custom layers)
+    from model.settings import get_settings
+    from model.training import embed_faces, save_siamese
+
+    started = time.monotonic()
+    report = progress or (lambda event: None)
+    settings = get_settings()
+    models = Path(models_dir) if models_dir is not None else settings.models_dir
+    previous = active_model_path(models)
+    base = Path(base_model_path) if base_model_path is not None else (
+        previous or settings.base_model_path)
+
+    report(FinetuneProgress("load", 0, 1, message="reading the gallery"))
+    crops, labels = read_gallery(gallery_dir)
+    train, held = split_held_out(labels, held_out_fraction, seed)
+    people = len(np.unique(labels))
+    base_meta_path = base.with_suffix(".json")
+    base_meta = json.loads(base_meta_path.read_text()) if base_meta_path.is_file() else {}
+    base_threshold = float(base_meta.get("threshold", 0.5))
+
+    def finish(message: str, **kw: Any) -> FinetuneResult:
+        defaults: dict[str, Any] = dict(
+            replaced=False, model_path=None, active_path=previous or base,
+            previous_path=None, before=None, after=None, threshold=base_threshold,
+            people=people, train_crops=len(train), held_out_crops=len(held), epochs=0)
+        defaults.update(kw)
+        return FinetuneResult(**defaults, seconds=time.monotonic() - started, message=message)
+
+    if people < 2 or len(held) == 0 or len(np.unique(labels[held])) < 2:
+        return finish("Fine-tuning needs at least two people with three or more photos each.")
+
+    siamese = keras.saving.load_model(base, compile=False)
+    report(FinetuneProgress("evaluate", 0, 2, message="measuring held-out figures before"))
+    before = held_out_figures(siamese, embed_faces(siamese.get_layer("embedding"), crops),
+                              labels, train, held, threshold=None)
+    losses = finetune_model(siamese, crops, labels, train=train, epochs=epochs,
+                            learning_rate=learning_rate, seed=seed, progress=progress)
+    report(FinetuneProgress("evaluate", 1, 2, message="measuring held-out figures after"))
+    after = held_out_figures(siamese, embed_faces(siamese.get_layer("embedding"), crops),
+                             labels, train, held, threshold=None)
+    report(FinetuneProgress("evaluate", 2, 2, message=(
+        f"held-out pairs {before.pair_accuracy:.3f} -> {after.pair_accuracy:.3f}, "
+        f"identification {before.identification:.3f} -> {after.identification:.3f}")))
+    better = (after.pair_accuracy >= before.pair_accuracy
+              and after.identification >= before.identification)
+    if not better:
+        return finish("The fine-tuned model did worse on held-out photos; kept the current one.",
+                      before=before, after=after, epochs=epochs, losses=losses)
+
+    report(FinetuneProgress("save", 0, 1, message="saving the new model"))
+    models.mkdir(parents=True, exist_ok=True)
+    path = _version_path(models)
+    sidecar = {**base_meta, "threshold": after.threshold, "trained": True,
+               "created": datetime.now(UTC).isoformat(timespec="seconds"),
+               "figures": {**base_meta.get("figures", {}),
+                           "held_out_before": asdict(before), "held_out_after": asdict(after)},
+               "training": {**base_meta.get("training", {}), "finetuned_from": str(base),
+                            "finetune": {"people": people, "train_crops": int(len(train)),
+                                         "held_out_crops": int(len(held)), "epochs": epochs,
+                                         "learning_rate": learning_rate,
+                                         "threshold_from": "held-out pairs (balanced accuracy)",
+                                         "losses": [round(v, 5) for v in losses]}}}
+    save_siamese(siamese, path, sidecar)
+    _activate(models, path, previous or base)
+    report(FinetuneProgress("save", 1, 1, message=f"saved {path.name}"))
+    return finish("The fine-tuned model is now active.", replaced=True, model_path=path,
+                  active_path=path, previous_path=previous or base, before=before,
+                  after=after, threshold=after.threshold, epochs=epochs, losses=losses)
+
+
+# -------------------------------------------------------- the LFW measurement
+
+def lfw_finetune_benchmark(base_model_path: str | Path, *, people: int = 30, enroll: int = 5,
+                           draws: int = 3, seed: int = 0, lfw_root: str | Path | None = None,
+                           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Identification before/after fine-tuning on ``people`` DevTest people with >= 6
+    photos: ``enroll`` photos each form the gallery (fine-tuned on, 1 held out per person
+    for the recalibration), the rest query; other DevTest people are impostors.
+    Averages over ``draws`` random draws. Returns plain figures (a JSON-able dict)."""
+    import cv2
+
+    from model import evaluation, lfw
+    from model.training import embed_faces
+
+    report = progress or (lambda message: None)
+    aligned = lfw.load_aligned_lfw(lfw_root)
+    test_people = lfw.people_dev_test(lfw_root)
+    rows = aligned.rows(name for name, _ in test_people)
+    names, crops = aligned.names[rows], aligned.crops[rows]
+    many = sorted(name for name, count in test_people if count >= 6)
+    rng = np.random.default_rng(seed)
+    before_runs: list[evaluation.IdentificationResult] = []
+    after_runs: list[evaluation.IdentificationResult] = []
+    seconds: list[float] = []
+    accepted: list[bool] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in range(draws):
+            chosen = sorted(rng.choice(many, people, replace=False).tolist())
+            gallery = Path(tmp) / f"gallery{d}"
+            enrolled_rows: dict[str, list[int]] = {}
+            for name in chosen:
+                mine = rng.permutation(np.flatnonzero(names == name))[:enroll]
+                enrolled_rows[name] = mine.tolist()
+                (gallery / name).mkdir(parents=True)
+                for k, r in enumerate(mine):
+                    cv2.imwrite(str(gallery / name / f"{k}.jpg"),
+                                cv2.cvtColor(crops[r], cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, 95])
+            t0 = time.monotonic()
+            result = finetune_gallery(gallery, base_model_path, Path(tmp) / f"models{d}",
+                                      held_out_fraction=0.2, seed=seed + d)
+            seconds.append(time.monotonic() - t0)
+            accepted.append(result.replaced)
+            tuned = result.model_path
+            for label, path, runs in (("before", Path(base_model_path), before_runs),
+                                      ("after", tuned, after_runs)):
+                if path is None:  # rejected: the active model stays the base one
+                    runs.append(before_runs[-1])
+                    continue
+                scorer = evaluation._ModelScorer(path)
+                emb = embed_faces(scorer.model.get_layer("embedding"), crops)
+                gallery_rows = [r for n in chosen for r in enrolled_rows[n]]
+                owners = np.array([i for i, n in enumerate(chosen) for _ in enrolled_rows[n]])
+                query_rows = [r for i, n in enumerate(chosen)
+                              for r in np.flatnonzero(names == n) if r not in enrolled_rows[n]]
+                query_owner = np.array([chosen.index(names[r]) for r in query_rows])
+                impostors = np.flatnonzero(~np.isin(names, chosen))
+                runs.append(evaluation.identify(scorer.score, scorer.threshold,
+                                                emb[gallery_rows], owners, emb[query_rows],
+                                                query_owner, emb[impostors]))
+                report(f"draw {d + 1}/{draws} {label}: rank-1 {runs[-1].rank1:.3f}, "
+                       f"FAR {runs[-1].false_accept_rate:.3f}")
+            shutil.rmtree(gallery)
+    return {"people": people, "enrolled_per_person": enroll, "draws": draws,
+            "before": asdict(evaluation.average_results(before_runs)),
+            "after": asdict(evaluation.average_results(after_runs)),
+            "accepted_draws": int(sum(accepted)),
+            "finetune_seconds_mean": round(float(np.mean(seconds)), 1)}
+
+
+# ------------------------------------------------------------------- the CLI
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m model finetune``."""
+    parser.add_argument("--gallery", type=Path, default=None,
+                        help="name-labelled folders (default: the gallery setting)")
+    parser.add_argument("--base", type=Path, default=None,
+                        help="model to start from (default: the active model)")
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="where versions are saved (default: <data>/models)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--held-out", type=float, default=0.3,
+                        help="share of each person's crops held out for the check")
+    parser.add_argument("--lfw-benchmark", action="store_true",
+                        help="instead: measure before/after on 30-person LFW draws")
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    """``python -m model finetune``: prints progress and the before/after figures."""
+    from model.settings import get_settings
+
+    settings = get_settings()
+    if args.lfw_benchmark:
+        base = args.base or settings.base_model_path
+        print(json.dumps(lfw_finetune_benchmark(base, progress=print), indent=2))
+        return 0
+
+    def show(event: FinetuneProgress) -> None:
+        print(f"[{event.stage}] {event.message}", flush=True)
+
+    result = finetune_gallery(args.gallery or settings.gallery_dir, args.base,
+                              args.models_dir, progress=show, held_out_fraction=args.held_out,
+                              epochs=args.epochs, learning_rate=args.learning_rate)
+    print(result.message)
+    if result.before and result.after:
+        print(f"held-out pair accuracy {result.before.pair_accuracy:.3f} -> "
+              f"{result.after.pair_accuracy:.3f}; identification "
+              f"{result.before.identification:.3f} -> {result.after.identification:.3f}; "
+              f"threshold {result.threshold:.3f}; {result.seconds:.0f} s")
+    return 0 if result.before is not None else 1
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m model.finetune")
+    add_finetune_arguments(_parser)
+    raise SystemExit(run_finetune(_parser.parse_args()))

@@ -1,0 +1,575 @@
+"""Training the Siamese networks on LFW DevTrain (identity-disjoint from every test list).
+
+Two recipes, one pipeline (same aligned crops, same augmentation, same head and
+threshold choice, same saved format):
+
+- ``compact`` (default): the embedding tower is trained as an identity classifier
+  with a large-margin cosine softmax (CosFace) over every peopleDevTrain identity,
+  then frozen; the Siamese head ``Dense(1, sigmoid)`` on ``|e_a - e_b|`` is fitted on
+  pairs of DevTrain faces; the threshold is the one with the best accuracy on
+  ``pairsDevTrain.txt``.
+- ``koch`` (the seed baseline): the whole Siamese network trained end to end on
+  random pairs with binary cross-entropy, Adam 1e-4, batch 16, for a fixed CPU
+  time budget; then the same threshold choice.
+
+Why every DevTrain identity, including the 2,854 with a single photo: what a face
+embedding has to learn is to tell *people* apart, and the number of identities
+matters more than photos per identity. A one-photo class still acts as a negative
+prototype for all the others (and, through augmentation, teaches some invariance).
+
+Checkpoints are written after every epoch to ``checkpoint_dir`` (the whole training
+model, optimizer included), so an interrupted run started again with the same
+arguments resumes at the next epoch. Library code never prints: pass ``progress``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model import network
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One progress report. ``stage`` is one of "data", "embedding", "pairs", "head",
+    "threshold", "save"; ``done``/``total`` count epochs (or steps) of that stage;
+    ``loss`` is the latest training loss when there is one."""
+
+    stage: str
+    done: int
+    total: int
+    loss: float | None = None
+    accuracy: float | None = None
+    message: str = ""
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of a training run (recorded in the sidecar, so runs are reproducible).
+
+    epochs: passes over the DevTrain photos (compact) or of ``koch_steps_per_epoch``
+        steps (koch). time_budget_s stops earlier when set (checked every step).
+    margin, scale: CosFace margin (0.3: larger = tighter clusters, harder to fit) and
+        logit scale (30 suits a few thousand classes).
+    """
+
+    architecture: str = network.DEFAULT_ARCHITECTURE
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 5e-4
+    margin: float = 0.30
+    scale: float = 30.0
+    min_images_per_class: int = 1
+    width: int = 32
+    input_size: int | None = None
+    embedding_dim: int = 128
+    koch_steps_per_epoch: int = 100
+    time_budget_s: float | None = None
+    head_pairs_per_person: int = 20
+    seed: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.input_size or network.INPUT_SIZES[self.architecture]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced: the saved path, the DevTrain threshold and its accuracy,
+    per-epoch losses, the wall-clock seconds spent and the sidecar written."""
+
+    model_path: Path
+    threshold: float
+    devtrain_accuracy: float
+    losses: list[float]
+    accuracies: list[float]
+    seconds: float
+    sidecar: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- data
+
+def devtrain_data(aligned: Any, people: list[tuple[str, int]], size: int,
+                  min_images: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Network-size uint8 images and int32 class labels of the DevTrain people.
+
+    Only people with at least ``min_images`` photos become classes. Returns
+    ``(images [n, size, size, 3] uint8, labels [n] int32, class_names)``.
+    """
+    keep = [name for name, count in people if count >= min_images]
+    rows = aligned.rows(keep)
+    names = aligned.names[rows]
+    classes = sorted(set(names.tolist()))
+    index = {n: i for i, n in enumerate(classes)}
+    labels = np.array([index[n] for n in names], dtype=np.int32)
+    images = network.resize_faces(aligned.crops[rows], size).round().astype(np.uint8)
+    return images, labels, classes
+
+
+def build_augmenter(seed: int = 0) -> Any:
+    """Training-time augmentation (inactive at inference): mirror, +-8 degrees, +-10%
+    scale, +-6% shift, brightness and contrast +-20%. Small, because crops are aligned."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(8 / 360, fill_mode="reflect", seed=seed + 1),
+        layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
+        layers.RandomTranslation(0.06, 0.06, fill_mode="reflect", seed=seed + 3),
+        layers.RandomBrightness(0.2, value_range=(0.0, 255.0), seed=seed + 4),
+        layers.RandomContrast(0.2, seed=seed + 5),
+    ], name="augment")
+
+
+# ------------------------------------------------------------------ checkpoints
+
+class _Checkpoint:
+    """Saves the whole training model after each epoch (atomically) and resumes from it."""
+
+    def __init__(self, directory: Path | None, config: TrainConfig) -> None:
+        self.directory = directory
+        self.config = config
+
+    @property
+    def _model_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "train_state.keras"
+
+    @property
+    def _state_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "train_state.json"
+
+    def load(self) -> tuple[Any, dict[str, Any]] | None:
+        """The saved training model and its state, if a compatible checkpoint exists."""
+        import keras
+
+        if self.directory is None or not self._state_path.is_file():
+            return None
+        state = json.loads(self._state_path.read_text())
+        if state.get("config") != asdict(self.config):
+            return None
+        return keras.saving.load_model(self._model_path, compile=True), state
+
+    def save(self, model: Any, state: dict[str, Any]) -> None:
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_save_keras(model, self._model_path)
+        atomic_write_text(self._state_path, json.dumps({**state, "config": asdict(self.config)}))
+
+    def clear(self) -> None:
+        if self.directory is None:
+            return
+        for path in (self._model_path, self._state_path):
+            if path.exists():
+                path.unlink()
+
+
+def _callbacks(checkpoint: _Checkpoint, config: TrainConfig, progress: ProgressFn | None,
+               stage: str, history: dict[str, list[float]], spent_before: float) -> list[Any]:
+    import keras
+
+    started = time.monotonic()
+
+    class Reporter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            budget = config.time_budget_s
+            if budget is not None and spent_before + time.monotonic() - started >= budget:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            logs = logs or {}
+            loss = float(logs.get("loss", float("nan")))
+            acc = float(logs.get("accuracy", logs.get("binary_accuracy", float("nan"))))
+            history["loss"].append(loss)
+            history["accuracy"].append(acc)
+            spent = spent_before + time.monotonic() - started
+            checkpoint.save(self.model, {"epoch": epoch + 1, "seconds": spent, "history": history})
+            if progress is not None:
+                progress(TrainProgress(stage, epoch + 1, config.epochs, loss, acc,
+                                       f"epoch {epoch + 1}/{config.epochs} loss {loss:.4f} "
+                                       f"acc {acc:.3f} ({spent:.0f} s)"))
+
+    return [Reporter()]
+
+
+# ----------------------------------------------------------------- the compact
+
+def build_compact_trainer(config: TrainConfig, num_classes: int) -> tuple[Any, Any]:
+    """(training model [image, label] -> CosFace logits, the backbone it trains)."""
+    import keras
+
+    backbone = network.build_compact_backbone(config.size, config.embedding_dim, config.width)
+    image = keras.Input((config.size, config.size, 3), name="image")
+    label = keras.Input((), dtype="int32", name="label")
+    x = build_augmenter(config.seed)(image)
+    logits = network.CosFaceLogits(num_classes, config.scale, config.margin,
+                                   name="cosface")(backbone(x), label)
+    model = keras.Model([image, label], logits, name="cosface_trainer")
+    return model, backbone
+
+
+def _compile_classifier(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
+    import keras
+
+    warmup = steps_per_epoch
+    total = max(config.epochs * steps_per_epoch, warmup + 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 10, total - warmup, alpha=0.01,
+        warmup_target=config.learning_rate, warmup_steps=warmup)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+
+
+def train_embedding(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
+                    checkpoint_dir: str | Path | None = None,
+                    progress: ProgressFn | None = None) -> tuple[Any, dict[str, list[float]]]:
+    """Train the compact backbone with CosFace on ``images`` (uint8) / ``labels`` (int).
+
+    Returns ``(backbone, history)``; history holds per-epoch "loss" and "accuracy".
+    Resumes from ``checkpoint_dir`` when it holds a checkpoint of the same config.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    checkpoint = _Checkpoint(Path(checkpoint_dir) if checkpoint_dir else None, config)
+    steps = max(1, len(images) // config.batch_size)
+    resumed = checkpoint.load()
+    if resumed is not None:
+        model, state = resumed
+        start, spent, history = state["epoch"], state["seconds"], state["history"]
+    else:
+        model, _ = build_compact_trainer(config, int(labels.max()) + 1)
+        _compile_classifier(model, config, steps)
+        start, spent, history = 0, 0.0, {"loss": [], "accuracy": []}
+    backbone = model.get_layer("backbone")
+    over_budget = config.time_budget_s is not None and spent >= config.time_budget_s
+    if start < config.epochs and not over_budget:
+        data = (tf.data.Dataset.from_tensor_slices((images, labels))
+                .shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+                .batch(config.batch_size, drop_remainder=True)
+                .map(lambda x, y: ((tf.cast(x, "float32"), y), y),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
+        model.fit(data, epochs=config.epochs, initial_epoch=start, verbose=0, shuffle=False,
+                  callbacks=_callbacks(checkpoint, config, progress, "embedding", history, spent))
+    return backbone, history
+
+
+# -------------------------------------------------------------------- the koch
+
+def _random_pairs(labels: np.ndarray, count: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` index pairs, half same-person, half different-person, shuffled."""
+    by_class: dict[int, np.ndarray] = {}
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) >= 2:
+            by_class[int(c)] = members
+    multi = np.array(sorted(by_class))
+    half = count // 2
+    a = np.empty(count, dtype=np.int64)
+    b = np.empty(count, dtype=np.int64)
+    for i, c in enumerate(rng.choice(multi, half)):
+        a[i], b[i] = rng.choice(by_class[int(c)], 2, replace=False)
+    n_neg = count - half
+    a[half:] = rng.integers(0, len(labels), n_neg)
+    b[half:] = rng.integers(0, len(labels), n_neg)
+    clash = labels[a[half:]] == labels[b[half:]]
+    while clash.any():
+        b[half:][clash] = rng.integers(0, len(labels), int(clash.sum()))
+        clash = labels[a[half:]] == labels[b[half:]]
+    same = np.concatenate([np.ones(half), np.zeros(n_neg)]).astype(np.float32)
+    order = rng.permutation(count)
+    return a[order], b[order], same[order]
+
+
+def build_koch_trainer(config: TrainConfig) -> tuple[Any, Any]:
+    """(training model: augment both faces, then the siamese; the siamese itself)."""
+    import keras
+
+    siamese = network.build_siamese(network.build_koch_embedding(config.size))
+    face_a = keras.Input((config.size, config.size, 3), name="face_a")
+    face_b = keras.Input((config.size, config.size, 3), name="face_b")
+    augment = build_augmenter(config.seed)
+    out = siamese([augment(face_a), augment(face_b)])
+    model = keras.Model([face_a, face_b], out, name="pair_trainer")
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model, siamese
+
+
+def train_pairs(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
+                checkpoint_dir: str | Path | None = None,
+                progress: ProgressFn | None = None) -> tuple[Any, dict[str, list[float]]]:
+    """Train the koch Siamese network end to end on random pairs (binary cross-entropy).
+
+    Returns ``(siamese, history)``. Pairs are drawn afresh per epoch (seeded by epoch).
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    checkpoint = _Checkpoint(Path(checkpoint_dir) if checkpoint_dir else None, config)
+    resumed = checkpoint.load()
+    if resumed is not None:
+        model, state = resumed
+        start, spent, history = state["epoch"], state["seconds"], state["history"]
+    else:
+        model, _ = build_koch_trainer(config)
+        start, spent, history = 0, 0.0, {"loss": [], "accuracy": []}
+    siamese = model.get_layer("siamese")
+    over_budget = config.time_budget_s is not None and spent >= config.time_budget_s
+    if start < config.epochs and not over_budget:
+        count = config.koch_steps_per_epoch * config.batch_size
+        rng = np.random.default_rng(config.seed)
+        a, b, same = _random_pairs(labels, count * (config.epochs - start), rng)
+        table = tf.constant(images)
+        data = (tf.data.Dataset.from_tensor_slices((a, b, same))
+                .batch(config.batch_size, drop_remainder=True)
+                .map(lambda i, j, y: ((tf.cast(tf.gather(table, i), "float32"),
+                                       tf.cast(tf.gather(table, j), "float32")), y))
+                .prefetch(tf.data.AUTOTUNE))
+        model.fit(data, epochs=config.epochs, initial_epoch=start, verbose=0, shuffle=False,
+                  steps_per_epoch=config.koch_steps_per_epoch,
+                  callbacks=_callbacks(checkpoint, config, progress, "embedding", history, spent))
+    return siamese, history
+
+
+# ------------------------------------------------------------ head, threshold
+
+def embed_faces(embedding: Any, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Embeddings (float32 [n, d]) of aligned uint8 crops [n, 112, 112, 3] (any square size)."""
+    size = network.input_size_of(embedding)
+    chunks = []
+    for begin in range(0, len(crops), batch_size):
+        x = network.resize_faces(crops[begin:begin + batch_size], size)
+        chunks.append(np.asarray(embedding(x, training=False), dtype=np.float32))
+    if not chunks:
+        return np.zeros((0, int(embedding.outputs[0].shape[-1])), dtype=np.float32)
+    return np.concatenate(chunks)
+
+
+def head_scores(siamese: Any, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
+    """The siamese head's same-person probability for row-aligned embedding pairs."""
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in siamese.get_layer("head").get_weights())
+    logits = np.abs(emb_a.astype(np.float64) - emb_b.astype(np.float64)) @ kernel[:, 0] + bias[0]
+    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+
+def fit_head(siamese: Any, embeddings: np.ndarray, labels: np.ndarray, *,
+             pairs_per_person: int = 20, seed: int = 0, epochs: int = 30) -> float:
+    """Fit the ``head`` layer (logistic regression on ``|e_a - e_b|``) on pairs of
+    ``embeddings`` (frozen) grouped by ``labels``; returns its final training loss."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    n_classes_multi = sum(1 for c in np.unique(labels) if (labels == c).sum() >= 2)
+    a, b, same = _random_pairs(labels, 2 * pairs_per_person * max(n_classes_multi, 1), rng)
+    features = np.abs(embeddings[a] - embeddings[b]).astype(np.float32)
+    dim = features.shape[1]
+    probe = keras.Sequential([keras.Input((dim,)), keras.layers.Dense(1, activation="sigmoid")])
+    # Start from "sum of differences": distances are small for the same person.
+    probe.layers[-1].set_weights([np.full((dim, 1), -10.0 / np.sqrt(dim), np.float32),
+                                  np.array([5.0], np.float32)])
+    probe.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    history = probe.fit(features, same, batch_size=256, epochs=epochs, verbose=0, shuffle=True)
+    siamese.get_layer("head").set_weights(probe.layers[-1].get_weights())
+    return float(history.history["loss"][-1])
+
+
+# ------------------------------------------------------------------- saving
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_save_keras(model: Any, path: str | Path) -> None:
+    """``model.save`` to a temporary ``.keras`` beside ``path``, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_siamese(siamese: Any, path: str | Path, sidecar: dict[str, Any]) -> None:
+    """Save the siamese model and its JSON sidecar (same stem), both atomically."""
+    path = Path(path)
+    atomic_save_keras(siamese, path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
+
+
+def sidecar_for(siamese: Any, architecture: str, threshold: float, *,
+                figures: dict[str, Any] | None = None,
+                training: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sidecar dict of docs/DESIGN.md for ``siamese``."""
+    embedding = siamese.get_layer("embedding")
+    return {
+        "architecture": architecture,
+        "input_size": network.input_size_of(siamese),
+        "embedding_dim": int(embedding.outputs[0].shape[-1]),
+        "threshold": float(threshold),
+        "trained": True,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "figures": figures or {},
+        "training": training or {},
+    }
+
+
+# ------------------------------------------------------------------ the run
+
+def train_model(config: TrainConfig, output: str | Path, *, lfw_root: str | Path | None = None,
+                checkpoint_dir: str | Path | None = None, progress: ProgressFn | None = None,
+                evaluate: bool = True) -> TrainResult:
+    """Train ``config.architecture`` on LFW DevTrain, fit the head, choose the threshold on
+    pairsDevTrain, optionally evaluate on DevTest, and save ``output`` (+ ``.json``)."""
+    from model import evaluation, lfw
+
+    started = time.monotonic()
+    report = progress or (lambda event: None)
+    report(TrainProgress("data", 0, 1, message="loading aligned LFW crops"))
+    aligned = lfw.load_aligned_lfw(lfw_root)
+    people = lfw.people_dev_train(lfw_root)
+    images, labels, classes = devtrain_data(aligned, people, config.size,
+                                            config.min_images_per_class)
+    report(TrainProgress("data", 1, 1, message=f"{len(images)} DevTrain photos of "
+                                                f"{len(classes)} people"))
+    if config.architecture == "compact":
+        backbone, history = train_embedding(images, labels, config,
+                                            checkpoint_dir=checkpoint_dir, progress=progress)
+        siamese = network.build_siamese(network.build_compact_embedding(backbone=backbone))
+        report(TrainProgress("head", 0, 1, message="fitting the siamese head"))
+        all_rows = aligned.rows(name for name, _ in people)
+        train_emb = embed_faces(siamese.get_layer("embedding"), aligned.crops[all_rows])
+        all_labels = np.unique(aligned.names[all_rows], return_inverse=True)[1]
+        fit_head(siamese, train_emb, all_labels,
+                 pairs_per_person=config.head_pairs_per_person, seed=config.seed)
+    elif config.architecture == "koch":
+        siamese, history = train_pairs(images, labels, config,
+                                       checkpoint_dir=checkpoint_dir, progress=progress)
+    else:
+        raise ValueError(f"unknown architecture {config.architecture!r}")
+    train_seconds = time.monotonic() - started
+
+    report(TrainProgress("threshold", 0, 1, message="choosing the threshold on pairsDevTrain"))
+    a, b, same = aligned.pair_rows(lfw.pairs_dev_train(lfw_root))
+    embedding = siamese.get_layer("embedding")
+    scores = head_scores(siamese, embed_faces(embedding, aligned.crops[a]),
+                         embed_faces(embedding, aligned.crops[b]))
+    threshold, train_acc = evaluation.best_threshold(scores, same)
+    training = {
+        "data": "LFW peopleDevTrain (deep-funneled), MTCNN + 5-point alignment",
+        "photos": int(len(images)), "identities": len(classes),
+        "threshold_from": "pairsDevTrain.txt (max accuracy)",
+        "pairs_devtrain_accuracy": float(train_acc),
+        "epochs_run": len(history["loss"]), "seconds": round(train_seconds, 1),
+        "loss": [round(v, 5) for v in history["loss"]],
+        "accuracy": [round(v, 5) for v in history["accuracy"]],
+        "config": asdict(config),
+    }
+    sidecar = sidecar_for(siamese, config.architecture, threshold, training=training)
+    save_siamese(siamese, output, sidecar)
+    if evaluate:
+        report(TrainProgress("evaluate", 0, 1, message="evaluating on DevTest"))
+        figures = evaluation.evaluate_model(output, lfw_root=lfw_root, aligned=aligned)
+        sidecar["figures"] = figures.as_dict()
+        save_siamese(siamese, output, sidecar)
+    report(TrainProgress("save", 1, 1, message=f"saved {output}"))
+    return TrainResult(Path(output), float(threshold), float(train_acc), history["loss"],
+                       history["accuracy"], time.monotonic() - started, sidecar)
+
+
+# ------------------------------------------------------------------- the CLI
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``python -m model train``."""
+    defaults = TrainConfig()
+    parser.add_argument("--architecture", choices=network.ARCHITECTURES,
+                        default=defaults.architecture)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where to save the .keras (default: <data>/models/<arch>-lfw.keras)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default 128 (compact), 16 (koch)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="default 2e-3 (compact, AdamW, cosine), 1e-4 (koch, Adam)")
+    parser.add_argument("--width", type=int, default=defaults.width)
+    parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--margin", type=float, default=defaults.margin)
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop training after this many seconds (checked every step)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="resume/checkpoint folder (default: <cache>/checkpoints/<arch>)")
+    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: setting)")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the DevTest figures")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``python -m model train``: trains, prints progress, saves; returns an exit code."""
+    from model import lfw
+    from model.settings import get_settings
+
+    koch = args.architecture == "koch"
+    config = TrainConfig(
+        architecture=args.architecture, epochs=args.epochs,
+        batch_size=args.batch_size or (16 if koch else 128),
+        learning_rate=args.learning_rate or (1e-4 if koch else 2e-3),
+        width=args.width, input_size=args.input_size, margin=args.margin,
+        time_budget_s=args.time_budget, seed=args.seed)
+    output = args.output or get_settings().models_dir / f"{args.architecture}-lfw.keras"
+    checkpoints = args.checkpoint_dir or lfw.cache_dir() / "checkpoints" / args.architecture
+
+    def show(event: TrainProgress) -> None:
+        print(f"[{event.stage}] {event.message}", flush=True)
+
+    result = train_model(config, output, lfw_root=args.lfw, checkpoint_dir=checkpoints,
+                         progress=show, evaluate=not args.no_evaluate)
+    print(json.dumps({"model": str(result.model_path), "threshold": result.threshold,
+                      "pairs_devtrain_accuracy": result.devtrain_accuracy,
+                      "seconds": round(result.seconds, 1),
+                      "figures": result.sidecar.get("figures", {})}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m model.training")
+    add_train_arguments(_parser)
+    raise SystemExit(run_train(_parser.parse_args()))

@@ -1,0 +1,88 @@
+"""Fine-tuning on a tiny synthetic gallery: reads the folders, trains, checks, versions."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from model import finetune
+
+pytestmark = pytest.mark.slow
+
+
+def _write_gallery(root, people: int = 3, per_person: int = 5, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for p in range(people):
+        folder = root / f"Person {p}"
+        folder.mkdir(parents=True)
+        colour = rng.integers(0, 256, 3)
+        for i in range(per_person):
+            crop = np.clip(colour + rng.normal(0, 20, (112, 112, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{i}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        (folder / "person.json").write_text(json.dumps({"name": f"Person {p}"}))
+        cv2.imwrite(str(folder / "ignored.png"), np.zeros((112, 112, 3), np.uint8))
+    hidden = root / ".trash" / "Old Person"
+    hidden.mkdir(parents=True)
+    cv2.imwrite(str(hidden / "0.jpg"), np.zeros((112, 112, 3), np.uint8))
+
+
+@pytest.fixture
+def base_model(tmp_path):
+    import keras
+
+    from model import network, training
+
+    keras.utils.set_random_seed(0)
+    siamese = network.build_siamese(network.build_compact_embedding(32, 16, 8))
+    path = tmp_path / "base.keras"
+    training.save_siamese(siamese, path, training.sidecar_for(siamese, "compact", 0.5))
+    return path
+
+
+def test_read_gallery_skips_other_files_and_hidden_folders(tmp_path):
+    _write_gallery(tmp_path / "gallery", people=2, per_person=3)
+    crops, names = finetune.read_gallery(tmp_path / "gallery")
+    assert crops.shape == (6, 112, 112, 3) and crops.dtype == np.uint8
+    assert sorted(set(names)) == ["Person 0", "Person 1"]
+    empty, none = finetune.read_gallery(tmp_path / "missing")
+    assert len(empty) == 0 and len(none) == 0
+
+
+def test_split_holds_out_part_of_each_person():
+    labels = np.array(["a"] * 10 + ["b"] * 3 + ["c"] * 2)
+    train, held = finetune.split_held_out(labels, 0.3, seed=0)
+    assert sorted(np.r_[train, held].tolist()) == list(range(15))
+    assert (labels[held] == "a").sum() == 3 and (labels[held] == "b").sum() == 1
+    assert (labels[held] == "c").sum() == 0
+
+
+def test_finetune_a_tiny_gallery(tmp_path, base_model):
+    _write_gallery(tmp_path / "gallery")
+    models = tmp_path / "models"
+    events = []
+    result = finetune.finetune_gallery(tmp_path / "gallery", base_model, models,
+                                       progress=events.append, epochs=3, learning_rate=1e-3)
+    assert result.people == 3 and result.held_out_crops == 6 and result.train_crops == 9
+    assert result.before is not None and result.after is not None
+    assert [e.done for e in events if e.stage == "train"] == [1, 2, 3]
+    assert all(e.loss is not None for e in events if e.stage == "train")
+    if result.replaced:
+        assert result.model_path is not None and result.model_path.parent == models
+        assert finetune.active_model_path(models) == result.model_path
+        meta = json.loads(result.model_path.with_suffix(".json").read_text())
+        assert meta["threshold"] == pytest.approx(result.threshold)
+        assert meta["training"]["finetuned_from"] == str(base_model)
+        assert result.after.pair_accuracy >= result.before.pair_accuracy
+        assert finetune.restore_previous(models) is None  # back to the base model
+        assert finetune.active_model_path(models) is None
+    else:
+        assert result.active_path == base_model and not models.exists()
+
+
+def test_too_small_a_gallery_is_refused_politely(tmp_path, base_model):
+    _write_gallery(tmp_path / "gallery", people=1, per_person=4)
+    result = finetune.finetune_gallery(tmp_path / "gallery", base_model, tmp_path / "models")
+    assert not result.replaced and result.before is None and "two people" in result.message
