@@ -21,7 +21,7 @@ import web_app.live  # noqa: E402,F401  (imports streamlit_webrtc first, see the
 
 import streamlit as st  # noqa: E402
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="Face attendance", page_icon="🧑‍🏫", layout="wide")
 

@@ -31,7 +31,7 @@ def open_page(page: str) -> AppTest:
     at = AppTest.from_file(APP_PATH, default_timeout=APP_TIMEOUT_S)
     at.run()
     if page != "home":
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         at.run()
     assert not at.exception, at.exception
     return at

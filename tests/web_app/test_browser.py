@@ -1,0 +1,223 @@
+"""One walk through the main flow in a real browser (headless Chromium via Playwright).
+
+Chromium's fake camera plays a ``.y4m`` made at test time from the public-domain
+astronaut photo. The walk: enroll her from the camera (snapshot), start a class
+session, check her in with the live camera (streamlit-webrtc), and find her on the
+Attendance page. A screenshot of each step goes to the test's output folder
+(``FACEATT_BROWSER_OUT`` or pytest's tmp folder).
+
+The network is a tiny "accept everyone" model made here (the head's bias is large),
+so the walk tests the app, not the quality of a trained network: with one person
+enrolled, any face is recognised as her.
+
+Skips without Chromium or Playwright, unless ``FACEATT_REQUIRE_BROWSER=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("FACEATT_CHROMIUM", "/usr/bin/chromium")
+ENV_REQUIRE_BROWSER = "FACEATT_REQUIRE_BROWSER"
+PERSON = "Eileen Collins"
+#: Fake-camera video: size, frame rate and length (Chromium loops it).
+VIDEO_W, VIDEO_H, VIDEO_FPS, VIDEO_FRAMES = 640, 480, 15, 30
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    # Offer real 127.0.0.1 candidates: aiortc cannot resolve Chromium's mDNS host names.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+#: Seconds allowed for the server to start (imports TensorFlow) and for each step.
+SERVER_START_S = 120
+STEP_S = 90
+
+
+def _require_browser() -> bool:
+    return os.environ.get(ENV_REQUIRE_BROWSER, "") not in ("", "0")
+
+
+def _skip_or_fail(reason: str) -> None:
+    if _require_browser():
+        pytest.fail(f"{reason} ({ENV_REQUIRE_BROWSER}=1 makes this a failure)")
+    pytest.skip(reason)
+
+
+def write_y4m(path: Path, image: np.ndarray) -> Path:
+    """A looping fake-camera video: ``image`` letterboxed into 640 x 480 (YUV 4:2:0)."""
+    import cv2
+
+    side = VIDEO_H
+    face = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+    canvas = np.full((VIDEO_H, VIDEO_W, 3), 128, np.uint8)
+    left = (VIDEO_W - side) // 2
+    canvas[:, left:left + side] = face
+    yuv = cv2.cvtColor(canvas, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(VIDEO_FRAMES):
+            out.write(b"FRAME\n")
+            out.write(yuv)
+    return path
+
+
+def write_accept_all_model(path: Path) -> Path:
+    """A compact Siamese model whose head says "same" (score ~0.99) for any pair."""
+    code = (
+        "import sys, numpy as np, keras\n"
+        "from model.network import build_embedding, build_siamese\n"
+        "from model.recognizer import save_recognizer\n"
+        "keras.utils.set_random_seed(0)\n"
+        "siamese = build_siamese(build_embedding('compact'))\n"
+        "head = siamese.get_layer('head'); kernel, bias = head.get_weights()\n"
+        "head.set_weights([np.zeros_like(kernel), np.full_like(bias, 5.0)])\n"
+        "save_recognizer(siamese, sys.argv[1], {'architecture': 'compact', 'trained': True,\n"
+        "                'kind': 'base', 'threshold': 0.5, 'figures': {}})\n")
+    # In a child process: this test process must not load TensorFlow (see web_app/live.py).
+    subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO_ROOT, check=True,
+                   capture_output=True, timeout=SERVER_START_S)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def out_dir(tmp_path) -> Path:
+    chosen = os.environ.get("FACEATT_BROWSER_OUT")
+    path = Path(chosen) if chosen else tmp_path / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture()
+def app_url(tmp_path):
+    """Start ``streamlit run web_app/app.py`` on a free port with a fresh data folder."""
+    import urllib.request
+
+    model = write_accept_all_model(tmp_path / "accept-all.keras")
+    port = free_port()
+    env = {**os.environ, "FACEATT_DATA_DIR": str(tmp_path / "data"),
+           "FACEATT_BASE_MODEL": str(model), "FACEATT_ADMIN_PASSCODE": ""}
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "web_app/app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the app did not start:\n"
+                            + (tmp_path / "server.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture()
+def playwright_api():
+    """Playwright's ``(sync_playwright, expect)``; skips (or fails in CI) without a browser."""
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _skip_or_fail("playwright is not installed (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        _skip_or_fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    return sync_playwright, expect
+
+
+def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_url, tmp_path,
+                                                          out_dir):
+    from skimage import data
+
+    sync_playwright, expect = playwright_api
+    expect.set_options(timeout=STEP_S * 1000)
+    video = write_y4m(tmp_path / "astronaut.y4m", np.ascontiguousarray(data.astronaut()))
+    url = app_url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(STEP_S * 1000)
+
+            # 1. Enroll from the camera (snapshot).
+            page.goto(f"{url}/enroll")
+            name = page.get_by_label("Name")
+            name.fill(PERSON)
+            name.press("Enter")
+            page.get_by_text("This person (or their parent").click()
+            saved = page.get_by_text(f"Saved 1 face photo of {PERSON}")
+            for _ in range(5):  # the fake camera's first frames can be blank: try again
+                page.wait_for_timeout(2000)
+                page.get_by_role("button", name="Take Photo").click()
+                try:
+                    expect(saved).to_be_visible(timeout=30_000)
+                    break
+                except AssertionError:
+                    page.get_by_role("button", name="Clear photo").click()
+            expect(saved).to_be_visible()
+            expect(page.get_by_text(f"Saved photos of {PERSON} (1)")).to_be_visible()
+            page.screenshot(path=str(out_dir / "1-enroll.png"), full_page=True)
+
+            # 2. Start a class session and check in with the live camera.
+            page.goto(f"{url}/checkin")
+            page.get_by_label("Session name").fill("Maths 7B")
+            page.get_by_role("button", name="Start session").click()
+            expect(page.get_by_role("combobox", name="Class session")).to_be_visible()
+            expect(page.get_by_text("Checked in (0)")).to_be_visible()
+            webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+            webrtc.get_by_role("button", name="START").click()
+            expect(page.get_by_text("Checked in (1)")).to_be_visible()
+            page.wait_for_timeout(1500)  # let the video show the label
+            page.screenshot(path=str(out_dir / "2-checkin-live.png"), full_page=True)
+            webrtc.get_by_role("button", name="STOP").click()
+
+            # 3. See her on the Attendance page, checked in live.
+            page.goto(f"{url}/attendance")
+            expect(page.get_by_text("Download CSV")).to_be_visible()
+            table = page.locator("[data-testid='stDataFrame']").first
+            expect(table).to_be_visible()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(out_dir / "3-attendance.png"), full_page=True)
+        finally:
+            browser.close()
+    from model.attendance import AttendanceBook
+
+    book = AttendanceBook(tmp_path / "data" / "attendance.sqlite3")
+    rows = book.checkins()
+    assert [(r.person, r.how) for r in rows] == [(PERSON, "live")]
+    for shot in ("1-enroll.png", "2-checkin-live.png", "3-attendance.png"):
+        assert (out_dir / shot).stat().st_size > 0
