@@ -98,8 +98,8 @@ class CheckInTracker:
                     self._done.add(name)
                     fresh.append(LiveCheckIn(self._session_id, name,
                                              sum(scores) / len(scores), moment, len(scores)))
-            for item in fresh:
-                del self._streaks[item.name]
+            for done in fresh:
+                del self._streaks[done.name]
         return fresh
 
     def streaks(self) -> dict[str, int]:

@@ -17,9 +17,9 @@ if str(REPO_ROOT) not in sys.path:
 
 # aiortc (under streamlit-webrtc) must be imported before TensorFlow: the other
 # order crashes the process (two OpenSSL builds; a segmentation fault in pylibsrtp).
-import web_app.live  # noqa: E402,F401  (imports streamlit_webrtc first, see there)
-
 import streamlit as st  # noqa: E402
+
+import web_app.live  # noqa: E402,F401  (imports streamlit_webrtc first, see there)
 
 PAGES_DIR = Path(__file__).resolve().parent / "views"
 

@@ -11,13 +11,13 @@ thread runs the model on the newest frame, updates the boxes and puts a typed
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
-
-import sys
 
 import numpy as np
 
@@ -27,10 +27,9 @@ import numpy as np
 # in a process where TensorFlow is already loaded we do not try (see
 # ``live_camera_problem``).
 if "tensorflow" not in sys.modules:
-    try:
+    # Without the package the live modes say they are unavailable.
+    with contextlib.suppress(ImportError):
         import streamlit_webrtc  # noqa: F401
-    except ImportError:  # pragma: no cover - the live modes then say they are unavailable
-        pass
 
 from model.attendance import AttendanceBook
 from model.checkin import CheckInTracker, LiveCheckIn
@@ -115,7 +114,7 @@ class NewestFrameWorker:
                 continue
             try:
                 labels = tuple(self._process(frame))
-            except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the stream
+            except Exception as exc:
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 continue
@@ -149,10 +148,8 @@ def _put_newest(results: queue.Queue[Any], item: Any) -> None:
             results.put_nowait(item)
             return
         except queue.Full:
-            try:
+            with contextlib.suppress(queue.Empty):
                 results.get_nowait()  # drop the oldest: the page only needs recent news
-            except queue.Empty:
-                pass
 
 
 def _shrink(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -93,7 +93,7 @@ class TrainingJob:
         try:
             result = run(self.report)
             error = None
-        except Exception as exc:  # noqa: BLE001 - shown on the page, never lost
+        except Exception as exc:
             result, error = None, f"{exc}" if str(exc) else traceback.format_exc(limit=3)
         with self._lock:
             self._result, self._error = result, error

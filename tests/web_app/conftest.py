@@ -15,7 +15,7 @@ from PIL import Image
 
 # Before anything imports TensorFlow: aiortc (streamlit-webrtc) after TensorFlow
 # crashes the process. The app's entry point does the same.
-import web_app.live  # noqa: F401,E402
+import web_app.live  # noqa: F401
 
 
 def astronaut() -> np.ndarray:

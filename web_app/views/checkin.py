@@ -10,7 +10,7 @@ import streamlit as st
 from model.checkin import CheckInTracker
 from model.errors import FaceAttendanceError
 from web_app.common import draw_boxes, get_book, get_engine, match_label, read_upload
-from web_app.live import live_camera_problem, LiveCheckInProcessor
+from web_app.live import LiveCheckInProcessor, live_camera_problem
 
 #: A person is checked in live after being recognised in this many consecutive
 #: processed frames (about 0.6 s at 5 frames per second). Higher = fewer mistakes, slower.
@@ -22,7 +22,7 @@ PREVIEW_WIDTH = 640
 MODES = ("Live camera", "Snapshot", "Upload a photo")
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 #: No ICE servers: the app works on localhost and a school LAN without internet.
-RTC_CONFIGURATION = {"iceServers": []}
+RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
 VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
 SESSION_KEY = "checkin_session_id"
 
@@ -81,14 +81,14 @@ engine = get_engine()
 book = get_book()
 
 sessions = book.sessions()
-with st.expander("Start a new class session", expanded=not sessions):
-    with st.form("new_session", clear_on_submit=True):
-        session_name = st.text_input("Session name",
-                                     placeholder=f"e.g. Maths {datetime.now():%A %d %B}")
-        if st.form_submit_button("Start session"):
-            started = book.start_session(session_name)
-            st.session_state[SESSION_KEY] = started.id
-            st.rerun()
+with (st.expander("Start a new class session", expanded=not sessions),
+      st.form("new_session", clear_on_submit=True)):
+    session_name = st.text_input("Session name",
+                                 placeholder=f"e.g. Maths {datetime.now():%A %d %B}")
+    if st.form_submit_button("Start session"):
+        started = book.start_session(session_name)
+        st.session_state[SESSION_KEY] = started.id
+        st.rerun()
 if not sessions:
     st.info("Start a class session to begin checking people in.")
     st.stop()
@@ -110,10 +110,11 @@ if mode == "Live camera":
         st.stop()
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-    processor = st.session_state.get("checkin_processor")
-    if processor is None or processor.engine is not engine:
-        processor = LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES))
-        st.session_state["checkin_processor"] = processor
+    kept = st.session_state.get("checkin_processor")
+    processor: LiveCheckInProcessor = (
+        kept if isinstance(kept, LiveCheckInProcessor) and kept.engine is engine
+        else LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES)))
+    st.session_state["checkin_processor"] = processor
     processor.start_session(session_id)
     st.caption(f"Look at the camera: you are checked in after being recognised in "
                f"{REQUIRED_FRAMES} frames in a row.")
@@ -122,7 +123,7 @@ if mode == "Live camera":
                               rtc_configuration=RTC_CONFIGURATION,
                               media_stream_constraints=VIDEO_CONSTRAINTS,
                               video_frame_callback=processor.callback, async_processing=True)
-    except Exception as error:  # noqa: BLE001 - e.g. no browser session (AppTest, bare mode)
+    except Exception as error:
         st.error(f"The live camera cannot start here ({type(error).__name__}). Use a snapshot "
                  "or an uploaded photo instead.")
         st.stop()

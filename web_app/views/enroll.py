@@ -15,7 +15,7 @@ from web_app.common import (
     read_upload,
     require_admin,
 )
-from web_app.live import live_camera_problem, LiveEnrollProcessor
+from web_app.live import LiveEnrollProcessor, live_camera_problem
 
 #: Live capture: how many frames to grab by default, the most allowed, and the pause
 #: between them (the person turns their head a little meanwhile).
@@ -32,7 +32,7 @@ PREVIEW_WIDTH = 420
 MODES = ("Camera snapshot", "Live camera", "Upload photos")
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 #: No ICE servers: the app works on localhost and a school LAN without internet.
-RTC_CONFIGURATION = {"iceServers": []}
+RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
 VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
 
 
@@ -125,16 +125,18 @@ elif mode == "Live camera":
         st.stop()
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-    processor = st.session_state.get("enroll_processor")
-    if processor is None or processor.engine is not engine:
-        processor = st.session_state["enroll_processor"] = LiveEnrollProcessor(engine)
+    kept = st.session_state.get("enroll_processor")
+    processor: LiveEnrollProcessor = (
+        kept if isinstance(kept, LiveEnrollProcessor) and kept.engine is engine
+        else LiveEnrollProcessor(engine))
+    st.session_state["enroll_processor"] = processor
     st.caption("Green box: a usable face. Red: too small, too blurry, or several faces.")
     try:
         ctx = webrtc_streamer(key="enroll-live", mode=WebRtcMode.SENDRECV,
                               rtc_configuration=RTC_CONFIGURATION,
                               media_stream_constraints=VIDEO_CONSTRAINTS,
                               video_frame_callback=processor.callback, async_processing=True)
-    except Exception as error:  # noqa: BLE001 - e.g. no browser session (AppTest, bare mode)
+    except Exception as error:
         st.error(f"The live camera cannot start here ({type(error).__name__}). Use a snapshot "
                  "or an uploaded photo instead.")
         st.stop()
