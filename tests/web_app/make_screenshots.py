@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_browser import (  # noqa: E402
+from test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PERSON,
