@@ -64,8 +64,9 @@ def warn_look_alikes(engine, name: str, crops) -> None:  # type: ignore[no-untyp
 
 def save_crops(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def]
     warn_look_alikes(engine, name, crops)
-    saved = engine.gallery.add_crops(name, crops, consent=True)
-    st.success(f"Saved {len(saved)} face photo{'s' if len(saved) != 1 else ''} of {name}.")
+    # Identical crops (a camera that did not move) are stored once.
+    saved = len(set(engine.gallery.add_crops(name, crops, consent=True)))
+    st.success(f"Saved {saved} face photo{'s' if saved != 1 else ''} of {name}.")
 
 
 st.title("Enroll a person")
