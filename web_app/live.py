@@ -66,6 +66,7 @@ class LiveResult(NamedTuple):
 
     labels: tuple[BoxLabel, ...]
     checked_in: tuple[LiveCheckIn, ...]
+    waited: tuple[float, ...]  # per check-in: seconds from the face's first recognised frame
     seconds: float  # time the model took on this frame
     at: float  # time.monotonic() when it finished
 
@@ -184,6 +185,9 @@ class LiveCheckInProcessor:
         self.book = book
         self.tracker = tracker
         self.results: queue.Queue[LiveResult] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
+        # When each person's current streak began (the frame their face was first
+        # recognised), to report the time from a face entering view to its check-in.
+        self._first_seen: dict[str, float] = {}
         self.worker = NewestFrameWorker(self.process)
         self.callback = frame_callback(self.worker)
 
@@ -195,13 +199,16 @@ class LiveCheckInProcessor:
         started = time.monotonic()
         small, scale = _shrink(image)
         matches = self.engine.identify_faces(small)
+        seen = {m.name for m in matches if m.name is not None}
+        self._first_seen = {name: self._first_seen.get(name, started) for name in seen}
         fresh = self.tracker.observe([(m.name, m.score) for m in matches])
         session_id = self.tracker.session_id
-        written = []
+        written, waited = [], []
         for item in fresh:
             if session_id is not None and self.book.check_in(
                     session_id, item.name, score=item.score, how="live") is not None:
                 written.append(item)
+                waited.append(time.monotonic() - self._first_seen.get(item.name, started))
         streaks = self.tracker.streaks()
         done = self.tracker.checked_in()
         labels = []
@@ -214,7 +221,7 @@ class LiveCheckInProcessor:
             else:
                 text = label.text
             labels.append(BoxLabel(_scaled(match.box, scale), text, label.colour))
-        _put_newest(self.results, LiveResult(tuple(labels), tuple(written),
+        _put_newest(self.results, LiveResult(tuple(labels), tuple(written), tuple(waited),
                                              time.monotonic() - started, time.monotonic()))
         return tuple(labels)
 

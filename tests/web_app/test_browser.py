@@ -1,9 +1,9 @@
 """One walk through the main flow in a real browser (headless Chromium via Playwright).
 
 Chromium's fake camera plays a ``.y4m`` made at test time from the public-domain
-astronaut photo. The walk: enroll her from the camera (snapshot), start a class
-session, check her in with the live camera (streamlit-webrtc), and find her on the
-Attendance page. A screenshot of each step goes to the test's output folder
+astronaut photo. The walk: enroll her from the camera (a snapshot, then "Capture 8
+frames" from the live stream), start a class session, check her in with the live
+camera (streamlit-webrtc), and find her on the Attendance page. A screenshot of each step goes to the test's output folder
 (``FACEATT_BROWSER_OUT`` or pytest's tmp folder).
 
 The network is a tiny "accept everyone" model made here (the head's bias is large),
@@ -190,7 +190,19 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
                     page.get_by_role("button", name="Clear photo").click()
             expect(saved).to_be_visible()
             expect(page.get_by_text(f"Saved photos of {PERSON} (1)")).to_be_visible()
+            assert len(list((tmp_path / "data" / "gallery" / PERSON).glob("*.jpg"))) == 1
             page.screenshot(path=str(out_dir / "1-enroll.png"), full_page=True)
+
+            # 1b. More photos from the live camera ("Capture N frames").
+            page.get_by_text("Live camera").click()
+            enroll_video = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+            enroll_video.get_by_role("button", name="START").click()
+            expect(page.get_by_role("button", name="Capture 8 frames")).to_be_enabled()
+            page.wait_for_timeout(3000)  # let the worker assess a few frames
+            page.get_by_role("button", name="Capture 8 frames").click()
+            expect(page.get_by_text(f"face photos of {PERSON}")).to_be_visible()
+            page.screenshot(path=str(out_dir / "1b-enroll-live.png"), full_page=True)
+            enroll_video.get_by_role("button", name="STOP").click()
 
             # 2. Start a class session and check in with the live camera.
             page.goto(f"{url}/checkin")
@@ -219,5 +231,6 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
     book = AttendanceBook(tmp_path / "data" / "attendance.sqlite3")
     rows = book.checkins()
     assert [(r.person, r.how) for r in rows] == [(PERSON, "live")]
-    for shot in ("1-enroll.png", "2-checkin-live.png", "3-attendance.png"):
+    assert len(list((tmp_path / "data" / "gallery" / PERSON).glob("*.jpg"))) >= 2
+    for shot in ("1-enroll.png", "1b-enroll-live.png", "2-checkin-live.png", "3-attendance.png"):
         assert (out_dir / shot).stat().st_size > 0

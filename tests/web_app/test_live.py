@@ -80,6 +80,8 @@ def test_live_check_in_after_consecutive_frames(tmp_path):
     results = [processor.results.get_nowait() for _ in range(5)]
     fresh = [c.name for r in results for c in r.checked_in]
     assert fresh == ["Ada Lovelace"]  # once, on the third frame
+    waited = [w for r in results for w in r.waited]
+    assert len(waited) == 1 and waited[0] >= 0
     assert [c.how for c in book.checkins(session.id)] == ["live"]
 
 

@@ -135,9 +135,9 @@ if mode == "Live camera":
         while not processor.results.empty():
             result = processor.results.get_nowait()
             seconds.append(result.seconds)
-            for item in result.checked_in:
-                st.toast(f"✅ {item.name} checked in (score {item.score:.2f})")
-                st.session_state.setdefault("checkin_recent", []).insert(0, item.name)
+            for item, waited in zip(result.checked_in, result.waited, strict=True):
+                st.toast(f"✅ {item.name} checked in (score {item.score:.2f}, "
+                         f"{waited:.1f} s after their face was first recognised)")
         if seconds:
             st.session_state["checkin_speed"] = sum(seconds) / len(seconds)
         if ctx.state.playing and "checkin_speed" in st.session_state:
