@@ -3,8 +3,9 @@
 Chromium's fake camera plays a ``.y4m`` made at test time from the public-domain
 astronaut photo. The walk: enroll her from the camera (a snapshot, then "Capture 8
 frames" from the live stream), start a class session, check her in with the live
-camera (streamlit-webrtc), and find her on the Attendance page. A screenshot of each step goes to the test's output folder
-(``FACEATT_BROWSER_OUT`` or pytest's tmp folder).
+camera (streamlit-webrtc), and find her on the Attendance page. A screenshot of
+each step goes to the test's output folder (``FACEATT_BROWSER_OUT`` or pytest's
+tmp folder).
 
 The network is a tiny "accept everyone" model made here (the head's bias is large),
 so the walk tests the app, not the quality of a trained network: with one person
