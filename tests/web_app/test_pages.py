@@ -337,3 +337,13 @@ def test_train_runs_in_background_and_rolls_back(data_dir, monkeypatch):
     assert not at.exception, at.exception
     assert rolled_back == [1] and len(reloads) == 2  # after training, after rolling back
     assert "Rolled back to the previous model." in texts(at, "success")
+
+
+def test_enroll_live_mode_without_a_browser_says_so(data_dir):
+    """AppTest has no WebRTC peer: the page must explain, not crash."""
+    at = open_page("enroll")
+    at.radio(key="enroll_mode").set_value("Live camera")
+    at.run()
+    assert not at.exception, at.exception
+    errors = texts(at, "error")
+    assert "live camera cannot start here" in errors or "live camera is unavailable" in errors
