@@ -8,6 +8,7 @@ embeddings, which costs microseconds per gallery image.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -250,8 +251,12 @@ def _from_siamese(siamese: Any, card: dict[str, Any], version: str, path: Path |
     )
 
 
+@functools.lru_cache(maxsize=2)
 def untrained_recognizer(architecture: str = "compact") -> Recognizer:
-    """A freshly initialised network (fixed seed, so embeddings are stable across runs)."""
+    """A freshly initialised network (fixed seed, so embeddings are stable across runs).
+
+    Built once per process: it is deterministic, so a rebuild would only cost time.
+    """
     import_tensorflow_quietly()
     import keras
 
