@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev lint typecheck pytest bench browser clean
+.PHONY: run test install install-dev lint typecheck pytest bench browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -31,7 +31,7 @@ run: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji >/dev/null \
 		|| echo "could not install chromium: the browser test will skip"; }
 
 lint: install-dev
@@ -45,8 +45,14 @@ pytest: install-dev browser
 
 test: lint typecheck pytest
 
+# Speed figures (medians of several runs): core pipeline, then the app's live and snapshot paths.
 bench: install-dev
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_live.py
+
+# docs/screenshots/*.png, made with the public-domain astronaut photo only.
+screenshots: install-dev browser
+	$(PY) tests/web_app/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

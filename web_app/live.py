@@ -156,22 +156,6 @@ def _put_newest(results: queue.Queue[Any], item: Any) -> None:
                 results.get_nowait()  # drop the oldest: the page only needs recent news
 
 
-def _shrink(image: np.ndarray) -> tuple[np.ndarray, float]:
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = min(1.0, MAX_PROCESS_SIDE / max(h, w))
-    if scale >= 1.0:
-        return image, 1.0
-    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    return small, scale
-
-
-def _scaled(box: Sequence[int], scale: float) -> tuple[int, int, int, int]:
-    x, y, w, h = (round(v / scale) for v in box)
-    return (x, y, w, h)
-
-
 class LiveCheckInProcessor:
     """Live check-in: identify faces, feed the tracker, write check-ins to the book.
 
@@ -197,8 +181,8 @@ class LiveCheckInProcessor:
 
     def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
         started = time.monotonic()
-        small, scale = _shrink(image)
-        matches = self.engine.identify_faces(small)
+        # Detect on a small copy (speed), but align from the full frame (accuracy).
+        matches = self.engine.identify_faces(image, max_side=MAX_PROCESS_SIDE)
         seen = {m.name for m in matches if m.name is not None}
         self._first_seen = {name: self._first_seen.get(name, started) for name in seen}
         fresh = self.tracker.observe([(m.name, m.score) for m in matches])
@@ -220,7 +204,7 @@ class LiveCheckInProcessor:
                 text = f"{label.text} ({streaks[match.name]}/{self.tracker.required_frames})"
             else:
                 text = label.text
-            labels.append(BoxLabel(_scaled(match.box, scale), text, label.colour))
+            labels.append(BoxLabel(match.box, text, label.colour))
         _put_newest(self.results, LiveResult(tuple(labels), tuple(written), tuple(waited),
                                              time.monotonic() - started, time.monotonic()))
         return tuple(labels)
@@ -240,7 +224,7 @@ class LiveEnrollProcessor:
         self.callback = frame_callback(self.worker)
 
     def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
-        assessments = tuple(self.engine.assess_faces(image))
+        assessments = tuple(self.engine.assess_faces(image, max_side=MAX_PROCESS_SIDE))
         with self._lock:
             self._latest = CapturedFrame(image, assessments, time.monotonic())
         return tuple(assessment_label(a) for a in assessments)

@@ -64,7 +64,7 @@ def test_worker_survives_a_failing_frame():
 class FakeEngine:
     """Recognises one person in every frame (what identify_faces would return)."""
 
-    def identify_faces(self, image):
+    def identify_faces(self, image, max_side=None):
         return [Match(box=(10, 10, 100, 100), name="Ada Lovelace", score=0.9,
                       candidates=(("Ada Lovelace", 0.9),))]
 
