@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # streamlit-webrtc (aiortc) must be imported before TensorFlow; see web_app/live.py.
-import web_app.live as live  # noqa: E402
-from benchmarks.bench_core import machine, median_ms, webcam_frame  # noqa: E402
+import web_app.live as live
+from benchmarks.bench_core import machine, median_ms, webcam_frame
 
 CAMERA_FPS = 30.0
 LIVE_TARGET_FPS = 5.0
@@ -115,8 +115,11 @@ def bench_snapshot(engine: Any, repeats: int) -> dict[str, float]:
     for width, height in ((640, 480), (1280, 960)):
         frame = cv2.resize(webcam_frame(), (width, height), interpolation=cv2.INTER_LINEAR)
         jpeg = encode_jpeg(frame, quality=90)
-        figures[f"snapshot_ms_{width}x{height}"] = median_ms(
-            lambda jpeg=jpeg: engine.identify_faces(load_image(jpeg)), repeats=repeats, warmup=1)
+
+        def answer(jpeg: bytes = jpeg) -> Any:
+            return engine.identify_faces(load_image(jpeg))
+
+        figures[f"snapshot_ms_{width}x{height}"] = median_ms(answer, repeats=repeats, warmup=1)
     return figures
 
 
