@@ -55,6 +55,18 @@ def test_identification_rank1_and_false_accepts():
     assert result.people == 2 and result.enrolled_per_person == 2
 
 
+def test_identification_threshold_keeps_false_accepts_near_the_target():
+    rng = np.random.default_rng(0)
+    names = np.array([f"p{i}" for i in range(20) for _ in range(6)] + [f"x{i}" for i in range(200)])
+    centres = {n: rng.normal(size=8) for n in set(names)}
+    emb = np.stack([centres[n] + rng.normal(0, 0.3, 8) for n in names])
+    score = lambda q, g: np.exp(-np.linalg.norm(q[:, None] - g[None], axis=2))  # noqa: E731
+    t = evaluation.choose_identification_threshold(emb, names, score, far_target=0.1)
+    result = evaluation.identification_benchmark(emb, names, score, t,
+                                                  people=[f"p{i}" for i in range(20)])
+    assert result.false_accept_rate <= 0.1 + 1e-9
+
+
 @pytest.mark.slow
 @pytest.mark.lfw
 def test_a_handful_of_lfw_pairs(lfw_dir, tmp_path):

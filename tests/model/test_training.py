@@ -57,7 +57,8 @@ def test_a_few_pair_epochs_lower_the_koch_loss():
     assert history["loss"][-1] < history["loss"][0]
 
 
-def test_fit_head_separates_clustered_embeddings():
+@pytest.mark.parametrize("uniform", [True, False])
+def test_fit_head_separates_clustered_embeddings(uniform):
     from model import network
 
     rng = np.random.default_rng(0)
@@ -66,7 +67,7 @@ def test_fit_head_separates_clustered_embeddings():
     emb = centres[labels] + rng.normal(0, 0.1, (30, 16))
     emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
     siamese = network.build_siamese(network.build_compact_embedding(32, 16, 8))
-    training.fit_head(siamese, emb, labels, pairs_per_person=10, epochs=20)
+    training.fit_head(siamese, emb, labels, pairs_per_person=10, epochs=20, uniform=uniform)
     same = training.head_scores(siamese, emb[:5], emb[1:6])       # person 0 vs person 0/1
     assert same[:4].min() > same[4]
 
