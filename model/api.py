@@ -186,7 +186,7 @@ class FaceAttendance:
             order = np.argsort(-per_person[i])[: self.settings.max_candidates]
             candidates = tuple((gallery.people[j], round(float(per_person[i, j]), 4)) for j in order)
             best_name, best_score = candidates[0]
-            name = best_name if best_score >= recognizer.threshold else None
+            name = best_name if best_score >= recognizer.identification_threshold else None
             matches.append(Match(box=box, name=name, score=best_score, candidates=candidates, face=face))
         return matches
 
@@ -275,7 +275,8 @@ class FaceAttendance:
         per_person = self._person_scores(recognizer, recognizer.embed(crops), gallery).max(axis=0)
         own = self.gallery.find_person(name)
         found = [(gallery.people[j], float(per_person[j])) for j in np.argsort(-per_person)
-                 if per_person[j] >= recognizer.threshold and gallery.people[j] != own]
+                 if per_person[j] >= recognizer.identification_threshold
+                 and gallery.people[j] != own]
         return found
 
 

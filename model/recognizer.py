@@ -40,9 +40,14 @@ ACTIVE_POINTER = "active.json"
 class Recognizer:
     """An embedding tower and the Siamese head's weights.
 
-    threshold: a pair scoring at or above it is called "same person". It is chosen
-        on held-out pairs when the model is trained (see the model card); raising
-        it makes the system stricter (fewer false accepts, more "unknown").
+    threshold: a pair scoring at or above it is called "same person" (1:1 verify).
+        It is chosen on held-out pairs when the model is trained (see the model
+        card); raising it makes the system stricter (fewer false accepts).
+    identification_threshold: the best person's score must reach it for a face to
+        be named (1:N identify); below it the face is "unknown". It is stricter than
+        ``threshold`` because a stranger is compared with every enrolled person and
+        the best of many impostor scores is high; it is calibrated on training
+        people for a false-accept rate of about 5% with a class-sized gallery.
     version: a short hash of the model file; gallery embedding caches are keyed on it.
     """
 
@@ -50,6 +55,7 @@ class Recognizer:
     head_weights: np.ndarray  # [d]
     head_bias: float
     threshold: float
+    identification_threshold: float
     architecture: str
     input_size: int
     trained: bool
@@ -242,6 +248,8 @@ def _from_siamese(siamese: Any, card: dict[str, Any], version: str, path: Path |
         head_weights=np.asarray(kernel, dtype=np.float32).reshape(-1),
         head_bias=float(np.asarray(bias).reshape(-1)[0]),
         threshold=float(card.get("threshold", UNTRAINED_THRESHOLD)),
+        identification_threshold=float(card.get("identification_threshold",
+                                                card.get("threshold", UNTRAINED_THRESHOLD))),
         architecture=str(card.get("architecture", "compact")),
         input_size=size,
         trained=bool(card.get("trained", False)),

@@ -157,4 +157,5 @@ def model_summary(recognizer) -> str:  # type: ignore[no-untyped-def]
                 "trained (see the Train page)")
     what = "fine-tuned on this class" if kind == "finetuned" else "the shipped base model"
     return (f"{what} (`{recognizer.architecture}`, version `{recognizer.version}`, "
-            f"threshold {recognizer.threshold:.2f})")
+            f"thresholds: {recognizer.identification_threshold:.2f} to name a face, "
+            f"{recognizer.threshold:.2f} for 1:1 verify)")

@@ -39,7 +39,7 @@ def test_enroll_and_identify_the_astronaut(attendance, astronaut_jpeg, astronaut
     matches = attendance.identify_faces(astronaut)
     assert len(matches) == 1
     match = matches[0]
-    assert_consistent(match, attendance.recognizer.threshold)
+    assert_consistent(match, attendance.recognizer.identification_threshold)
     assert match.candidates[0][0] == "Eileen Collins"
     assert match.face is not None and match.box == match.face.box
     if attendance.recognizer.trained:
@@ -152,7 +152,7 @@ def test_lfw_enroll_five_people_identify_a_fourth_photo(attendance, lfw_dir):
                 break
         assert saved == 3, f"could not enroll 3 photos of {person}"
     assert [p.name for p in attendance.gallery.people()] == sorted(queries)
-    threshold = attendance.recognizer.threshold
+    threshold = attendance.recognizer.identification_threshold
     correct = 0
     for name, photo in queries.items():
         matches = attendance.identify_faces(photo)

@@ -68,4 +68,5 @@ def lenient_engine(data_dir):
 
     engine = get_engine()
     engine.recognizer.threshold = 0.0
+    engine.recognizer.identification_threshold = 0.0
     return engine

@@ -54,7 +54,7 @@ def warn_look_alikes(engine, name: str, crops) -> None:  # type: ignore[no-untyp
     others: dict[str, float] = {}
     for match in engine.identify_crops(crops):
         for other, score in match.candidates:
-            if other != name and score >= engine.recognizer.threshold:
+            if other != name and score >= engine.recognizer.identification_threshold:
                 others[other] = max(score, others.get(other, 0.0))
     if others:
         listed = ", ".join(f"{n} (score {s:.2f})" for n, s in sorted(others.items()))
