@@ -160,8 +160,13 @@ def test_lfw_enroll_five_people_identify_a_fourth_photo(attendance, lfw_dir):
         match = _central(matches)
         for m in matches:
             assert_consistent(m, threshold)
-        correct += match.name == name
+        # Rank-1: the right person is the best candidate. Whether the face is also *named*
+        # depends on the calibrated 1:N threshold (strict, to keep strangers out).
+        correct += match.candidates[0][0] == name
+        named_wrongly = match.name is not None and match.name != name
+        assert not named_wrongly, f"{photo} was named {match.name}"
     stranger = _central(attendance.identify_faces(_photos(lfw_dir, LFW_STRANGER)[0]))
     assert_consistent(stranger, threshold)
     if attendance.recognizer.trained:
-        assert correct >= 4, f"only {correct}/5 identified correctly by {attendance.recognizer.label}"
+        assert correct >= 4, f"only {correct}/5 ranked first by {attendance.recognizer.label}"
+        assert stranger.name is None, f"the stranger was named {stranger.name}"
