@@ -171,22 +171,32 @@ def identification_benchmark(embeddings: np.ndarray, names: np.ndarray, score: S
 
 def choose_identification_threshold(embeddings: np.ndarray, names: np.ndarray, score: ScoreFn, *,
                                     far_target: float = 0.05, enroll: int = 5,
-                                    min_images: int = 6, seed: int = 0) -> float:
-    """The lowest threshold whose identification false-accept rate is at most ``far_target``:
-    people with ``min_images`` photos enroll ``enroll`` each, everyone else's photos are
-    impostors (use training people only: this is calibration)."""
+                                    min_images: int = 6, class_size: int | None = 30,
+                                    draws: int = 10, seed: int = 0) -> float:
+    """The lowest threshold whose identification false-accept rate is at most ``far_target``.
+
+    Galleries of ``class_size`` people (random draws among those with ``min_images``
+    photos; None = all of them) enroll ``enroll`` photos each; every photo of anyone not
+    enrolled is a stranger. The false-accept rate grows with the number of enrolled
+    people (a stranger gets more chances), so calibrate at the size of a class.
+    Use training people only: this is calibration.
+    """
     people, counts = np.unique(names, return_counts=True)
-    chosen = people[counts >= min_images].tolist()
+    eligible = people[counts >= min_images].tolist()
     rng = np.random.default_rng(seed)
-    gallery_rows, owners = [], []
-    for p, name in enumerate(chosen):
-        rows = rng.permutation(np.flatnonzero(names == name))[:enroll]
-        gallery_rows += rows.tolist()
-        owners += [p] * len(rows)
-    impostors = embeddings[np.flatnonzero(~np.isin(names, chosen))]
-    best = person_scores(score, impostors, embeddings[gallery_rows], np.array(owners),
-                         len(chosen)).max(axis=1)
-    return float(np.quantile(best, 1.0 - far_target)) + 1e-6
+    best: list[np.ndarray] = []
+    n_draws = 1 if class_size is None or class_size >= len(eligible) else draws
+    for _ in range(n_draws):
+        chosen = eligible if n_draws == 1 else rng.choice(eligible, class_size, replace=False).tolist()
+        gallery_rows, owners = [], []
+        for p, name in enumerate(chosen):
+            rows = rng.permutation(np.flatnonzero(names == name))[:enroll]
+            gallery_rows += rows.tolist()
+            owners += [p] * len(rows)
+        impostors = embeddings[np.flatnonzero(~np.isin(names, chosen))]
+        best.append(person_scores(score, impostors, embeddings[gallery_rows], np.array(owners),
+                                  len(chosen)).max(axis=1))
+    return float(np.quantile(np.concatenate(best), 1.0 - far_target)) + 1e-6
 
 
 def average_results(results: list[IdentificationResult]) -> IdentificationResult:

@@ -565,8 +565,9 @@ def train_model(config: TrainConfig, output: str | Path, *, lfw_root: str | Path
     if strict is not None:
         sidecar["identification_threshold"] = strict
         training["identification_threshold_from"] = (
-            f"DevTrain people with >= 6 photos, 5 enrolled, other DevTrain people as impostors: "
-            f"the lowest threshold with false accepts <= {IDENTIFICATION_FAR_TARGET:.0%}")
+            f"10 random classes of 30 DevTrain people with >= 6 photos, 5 enrolled each, every other "
+            f"DevTrain photo a stranger: the lowest threshold with false accepts "
+            f"<= {IDENTIFICATION_FAR_TARGET:.0%}")
     save_siamese(siamese, output, sidecar)
     if evaluate:
         report(TrainProgress("evaluate", 0, 1, message="evaluating on DevTest"))
