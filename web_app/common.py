@@ -29,6 +29,12 @@ LINE_FRACTION = 1 / 250
 FONT_FRACTION = 1 / 28
 #: Session-state key remembering that this browser session typed the right passcode.
 ADMIN_STATE_KEY = "admin_passcode_digest"
+#: Photo types the upload widgets accept (what ``model.images.load_image`` reads).
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+#: No ICE servers: the live camera works on localhost and a school LAN without internet.
+RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
+#: The webcam resolution we ask the browser for (the detector works on a smaller copy).
+VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
 
 
 @st.cache_resource(show_spinner="Loading the face detector and the recognition network…")

@@ -9,7 +9,16 @@ import streamlit as st
 
 from model.checkin import CheckInTracker
 from model.errors import FaceAttendanceError
-from web_app.common import draw_boxes, get_book, get_engine, match_label, read_upload
+from web_app.common import (
+    RTC_CONFIGURATION,
+    UPLOAD_TYPES,
+    VIDEO_CONSTRAINTS,
+    draw_boxes,
+    get_book,
+    get_engine,
+    match_label,
+    read_upload,
+)
 from web_app.live import LiveCheckInProcessor, live_camera_problem
 
 #: A person is checked in live after being recognised in this many consecutive
@@ -20,10 +29,6 @@ LIVE_REFRESH_S = 1.0
 #: Width of the answered photo.
 PREVIEW_WIDTH = 640
 MODES = ("Live camera", "Snapshot", "Upload a photo")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
-#: No ICE servers: the app works on localhost and a school LAN without internet.
-RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
-VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
 SESSION_KEY = "checkin_session_id"
 
 

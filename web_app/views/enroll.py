@@ -9,6 +9,9 @@ import streamlit as st
 from model.errors import FaceAttendanceError
 from model.naming import normalize_name
 from web_app.common import (
+    RTC_CONFIGURATION,
+    UPLOAD_TYPES,
+    VIDEO_CONSTRAINTS,
     assessment_label,
     draw_boxes,
     get_engine,
@@ -30,10 +33,6 @@ THUMB_WIDTH = 112
 #: Preview width of an assessed photo.
 PREVIEW_WIDTH = 420
 MODES = ("Camera snapshot", "Live camera", "Upload photos")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
-#: No ICE servers: the app works on localhost and a school LAN without internet.
-RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
-VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
 
 
 def feedback(assessments) -> tuple[bool, str]:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import streamlit as st
 
 from model.errors import FaceAttendanceError
 from model.images import load_image
-from web_app.common import draw_boxes, get_engine, match_label, read_upload
+from web_app.common import UPLOAD_TYPES, draw_boxes, get_engine, match_label, read_upload
 
 #: Width of each aligned face shown side by side, and of a boxed photo.
 FACE_WIDTH = 160
@@ -16,7 +16,6 @@ PREVIEW_WIDTH = 520
 CANDIDATES_PER_ROW = 4
 MODES = ("Two photos", "A photo and an enrolled person", "Which photo is the anchor's person?",
          "Who is this?")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 
 
 def verdict(result) -> None:  # type: ignore[no-untyped-def]
