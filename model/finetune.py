@@ -65,6 +65,9 @@ class HeldOutFigures:
     threshold: float
     pairs: int
     queries: int
+    #: ROC of the held-out pairs: ``(false-accept rate, true-accept rate)`` points from
+    #: (0, 0) to (1, 1), at most ``ROC_POINTS`` of them (for the Train page's chart).
+    roc: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,18 @@ def _balanced_accuracy(scores: np.ndarray, same: np.ndarray, threshold: float) -
     return float((tar + trr) / 2.0)
 
 
+#: Points kept of a held-out ROC curve (enough for a chart, small enough for a sidecar).
+ROC_POINTS = 101
+
+
+def _roc_points(scores: np.ndarray, same: np.ndarray) -> tuple[tuple[float, float], ...]:
+    from model.evaluation import roc_curve
+
+    far, tar, _ = roc_curve(scores, same)
+    keep = np.unique(np.linspace(0, len(far) - 1, min(ROC_POINTS, len(far))).round().astype(int))
+    return tuple((round(float(far[i]), 4), round(float(tar[i]), 4)) for i in keep)
+
+
 def held_out_figures(siamese: Any, embeddings: np.ndarray, labels: np.ndarray,
                      train: np.ndarray, held: np.ndarray,
                      threshold: float | None = None, top_k: int = 2) -> HeldOutFigures:
@@ -189,7 +204,7 @@ def held_out_figures(siamese: Any, embeddings: np.ndarray, labels: np.ndarray,
     return HeldOutFigures(pair_accuracy=float(pair_acc),
                           identification=float(np.mean(predicted == labels[held])),
                           threshold=float(threshold), pairs=int(flat_same.size),
-                          queries=int(len(held)))
+                          queries=int(len(held)), roc=_roc_points(flat_scores, flat_same))
 
 
 def stranger_threshold(siamese: Any, embeddings: np.ndarray, labels: np.ndarray,

@@ -60,7 +60,7 @@ def test_identification_threshold_keeps_false_accepts_near_the_target():
     names = np.array([f"p{i}" for i in range(20) for _ in range(6)] + [f"x{i}" for i in range(200)])
     centres = {n: rng.normal(size=8) for n in set(names)}
     emb = np.stack([centres[n] + rng.normal(0, 0.3, 8) for n in names])
-    score = lambda q, g: np.exp(-np.linalg.norm(q[:, None] - g[None], axis=2))  # noqa: E731
+    score = lambda q, g: np.exp(-np.linalg.norm(q[:, None] - g[None], axis=2))
     t = evaluation.choose_identification_threshold(emb, names, score, far_target=0.1)
     result = evaluation.identification_benchmark(emb, names, score, t,
                                                   people=[f"p{i}" for i in range(20)])

@@ -305,8 +305,10 @@ def test_train_runs_in_background_and_rolls_back(data_dir, monkeypatch):
         for epoch in range(1, 4):
             progress(finetune.FinetuneProgress("train", epoch, 3, loss=1.0 / epoch))
         release.wait(30)
-        figures = finetune.HeldOutFigures(0.6, 0.5, 0.5, 10, 4)
-        better = finetune.HeldOutFigures(0.9, 1.0, 0.62, 10, 4)
+        figures = finetune.HeldOutFigures(0.6, 0.5, 0.5, 10, 4,
+                                          roc=((0.0, 0.0), (0.5, 0.6), (1.0, 1.0)))
+        better = finetune.HeldOutFigures(0.9, 1.0, 0.62, 10, 4,
+                                         roc=((0.0, 0.0), (0.1, 0.9), (1.0, 1.0)))
         return finetune.FinetuneResult(
             replaced=True, model_path=None, active_path=data_dir / "m.keras",
             previous_path=None, before=figures, after=better, threshold=0.62, people=2,
@@ -332,6 +334,7 @@ def test_train_runs_in_background_and_rolls_back(data_dir, monkeypatch):
             break
     assert "The fine-tuned model is now active." in texts(at, "success"), texts(at, "error")
     assert [m.value for m in at.metric][:2] == ["0.900", "1.000"]
+    assert any("ROC on held-out pairs" in c.value for c in at.caption)
     next(b for b in at.button if b.label == "Roll back to the previous model").click()
     at.run()
     assert not at.exception, at.exception

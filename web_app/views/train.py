@@ -48,13 +48,14 @@ def show_result(result: Any) -> None:
         st.caption("Training loss per epoch (lower is better)")
         st.line_chart(pd.DataFrame({"epoch": range(1, len(result.losses) + 1),
                                     "loss": result.losses}), x="epoch", y="loss")
-    roc = getattr(result, "roc", None)
-    if roc:
-        fpr, tpr = zip(*roc, strict=True)
-        st.caption("ROC on held-out pairs: higher and further left is better.")
-        st.line_chart(pd.DataFrame({"False accept rate": fpr, "True accept rate": tpr}),
-                      x="False accept rate", y="True accept rate")
-
+    curves = [(label, figures.roc) for label, figures in
+              (("before", result.before), ("after", result.after)) if figures is not None]
+    if any(roc for _, roc in curves):
+        st.caption("ROC on held-out pairs, before and after: higher and further left is better.")
+        st.line_chart(pd.DataFrame(
+            [{"model": label, "False accept rate": far, "True accept rate": tar}
+             for label, roc in curves for far, tar in roc]),
+            x="False accept rate", y="True accept rate", color="model")
 
 st.title("Train on your class")
 require_admin()
