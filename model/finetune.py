@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from model.recognizer import ACTIVE_POINTER, activate_model, finetuned_model_path
 from model.settings import FACE_CROP_SIZE
 
 #: File that names the active fine-tuned model inside ``models_dir``.
-ACTIVE_FILE = "active.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 
 
@@ -363,39 +363,18 @@ def _sublayers(layer: Any) -> list[Any]:
 
 # ------------------------------------------------------------ model registry
 
-def active_model_path(models_dir: str | Path) -> Path | None:
-    """The active fine-tuned model named by ``<models_dir>/active.json`` (the recognizer's
-    pointer format, ``{"model": "<file name>", ...}``), or None: then the shipped base
-    model is the active one."""
-    pointer = Path(models_dir) / ACTIVE_FILE
-    try:
-        name = json.loads(pointer.read_text())["model"]
-        path = Path(models_dir) / Path(name).name
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return path if path.is_file() else None
-
-
-def _activate(models_dir: Path, new: Path, previous: Path | None) -> None:
-    from model.training import atomic_write_text
-
-    atomic_write_text(models_dir / ACTIVE_FILE, json.dumps({
-        "model": new.name, "previous": str(previous) if previous else None,
-        "activated_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2))
-
-
 def restore_previous(models_dir: str | Path) -> Path | None:
     """Make the previous model active again (undo the last fine-tune); returns the model
     now active inside ``models_dir``, or None when that is the shipped base model."""
-    pointer = Path(models_dir) / ACTIVE_FILE
+    pointer = Path(models_dir) / ACTIVE_POINTER
     try:
         previous = json.loads(pointer.read_text()).get("previous")
     except (OSError, ValueError, AttributeError):
         return None
     if previous and Path(previous).parent == Path(models_dir) and Path(previous).is_file():
-        _activate(Path(models_dir), Path(previous), None)
+        activate_model(models_dir, Path(previous))
         return Path(previous)
-    pointer.unlink(missing_ok=True)  # the previous one was the shipped base model
+    activate_model(models_dir, None)  # the previous one was the shipped base model
     return None
 
 
@@ -429,7 +408,7 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
     report = progress or (lambda event: None)
     settings = get_settings()
     models = Path(models_dir) if models_dir is not None else settings.models_dir
-    previous = active_model_path(models)
+    previous = finetuned_model_path(models)
     base = Path(base_model_path) if base_model_path is not None else (
         previous or settings.base_model_path)
 
@@ -496,7 +475,7 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
                                              "base model's LFW-calibrated value)"),
                                          "losses": [round(v, 5) for v in losses]}}}
     save_siamese(siamese, path, sidecar)
-    _activate(models, path, previous or base)
+    activate_model(models, path, previous or base)
     report(FinetuneProgress("save", 1, 1, message=f"saved {path.name}"))
     return finish("The fine-tuned model is now active.", replaced=True, model_path=path,
                   active_path=path, previous_path=previous or base, before=before,

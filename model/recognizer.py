@@ -173,34 +173,42 @@ def file_version(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def finetuned_model_path(models_dir: str | Path) -> Path | None:
+    """The active fine-tuned model named by ``<models_dir>/active.json``, or None (then the
+    shipped base model is the active one). A damaged pointer counts as none: it must
+    never stop the app."""
+    pointer = Path(models_dir) / ACTIVE_POINTER
+    try:
+        name = json.loads(pointer.read_text(encoding="utf-8"))["model"]
+        candidate = Path(models_dir) / Path(name).name
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return candidate if candidate.is_file() else None
+
+
 def active_model_path(settings: Settings | None = None) -> Path | None:
     """The model the app and CLI use: the active fine-tuned one, else the shipped base, else None."""
     settings = settings or get_settings()
-    pointer = settings.models_dir / ACTIVE_POINTER
-    if pointer.exists():
-        try:
-            name = json.loads(pointer.read_text(encoding="utf-8"))["model"]
-            candidate = settings.models_dir / Path(name).name
-            if candidate.exists():
-                return candidate
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged pointer must never stop the app: fall back to the base model
+    finetuned = finetuned_model_path(settings.models_dir)
+    if finetuned is not None:
+        return finetuned
     if settings.base_model_path.exists():
         return settings.base_model_path
     return None
 
 
-def set_active_model(path: Path | None, settings: Settings | None = None) -> None:
-    """Make ``path`` (a model inside ``models_dir``) the active model; None goes back to base."""
-    settings = settings or get_settings()
-    pointer = settings.models_dir / ACTIVE_POINTER
+def activate_model(models_dir: str | Path, path: Path | None, previous: Path | None = None) -> None:
+    """Make ``path`` (a model inside ``models_dir``) the active one, remembering ``previous``
+    for a roll-back; ``None`` goes back to the shipped base model."""
+    models_dir = Path(models_dir)
+    pointer = models_dir / ACTIVE_POINTER
     if path is None:
         pointer.unlink(missing_ok=True)
         return
-    path = Path(path)
-    if path.parent.resolve() != settings.models_dir.resolve():
-        raise ModelError(f"{path} is not inside the models folder {settings.models_dir}.")
-    payload = {"model": path.name, "activated_at": datetime.now(UTC).isoformat()}
+    if Path(path).parent.resolve() != models_dir.resolve():
+        raise ModelError(f"{path} is not inside the models folder {models_dir}.")
+    payload = {"model": Path(path).name, "previous": str(previous) if previous else None,
+               "activated_at": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_bytes(pointer, json.dumps(payload, indent=2).encode("utf-8"))
 
 
@@ -287,18 +295,24 @@ def save_recognizer(siamese: Any, path: str | Path, card: dict[str, Any]) -> Pat
     metadata, never metadata pointing at a half-written model.
     """
     path = Path(path)
+    atomic_save_keras(siamese, path)
+    card = {**card, "saved_at": datetime.now(UTC).isoformat()}
+    atomic_write_bytes(sidecar_path(path), json.dumps(card, indent=2, default=str).encode("utf-8"))
+    return path
+
+
+def atomic_save_keras(model: Any, path: str | Path) -> None:
+    """``model.save`` to a temporary ``.keras`` beside ``path``, then rename it over ``path``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(suffix=".keras", dir=path.parent, prefix=".tmp-")
     os.close(handle)
     tmp = Path(tmp_name)
     try:
-        siamese.save(tmp)
+        model.save(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    card = {**card, "saved_at": datetime.now(UTC).isoformat()}
-    atomic_write_bytes(sidecar_path(path), json.dumps(card, indent=2, default=str).encode("utf-8"))
-    return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

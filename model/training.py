@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from model import network
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from model.recognizer import atomic_save_keras, atomic_write_bytes, save_recognizer
 
 
 @dataclass(frozen=True)
@@ -449,38 +446,13 @@ def _logistic_1d(x: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, 
 # ------------------------------------------------------------------- saving
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_save_keras(model: Any, path: str | Path) -> None:
-    """``model.save`` to a temporary ``.keras`` beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``text`` (UTF-8) atomically: a temporary file beside ``path``, then a rename."""
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 def save_siamese(siamese: Any, path: str | Path, sidecar: dict[str, Any]) -> None:
     """Save the siamese model and its JSON sidecar (same stem), both atomically."""
-    path = Path(path)
-    atomic_save_keras(siamese, path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
+    save_recognizer(siamese, path, sidecar)
 
 
 def sidecar_for(siamese: Any, architecture: str, threshold: float, *,

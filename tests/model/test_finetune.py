@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from model import finetune
+from model.recognizer import finetuned_model_path
 
 pytestmark = pytest.mark.slow
 
@@ -71,14 +72,14 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
     assert all(e.loss is not None for e in events if e.stage == "train")
     if result.replaced:
         assert result.model_path is not None and result.model_path.parent == models
-        assert finetune.active_model_path(models) == result.model_path
+        assert finetuned_model_path(models) == result.model_path
         meta = json.loads(result.model_path.with_suffix(".json").read_text())
         assert meta["threshold"] == pytest.approx(result.threshold)
         assert 0.0 <= meta["identification_threshold"] <= 1.0 + 1e-5
         assert meta["training"]["finetuned_from"] == str(base_model)
         assert result.after.pair_accuracy >= result.before.pair_accuracy
         assert finetune.restore_previous(models) is None  # back to the base model
-        assert finetune.active_model_path(models) is None
+        assert finetuned_model_path(models) is None
     else:
         assert result.active_path == base_model and not models.exists()
 
