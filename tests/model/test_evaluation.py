@@ -58,13 +58,15 @@ def test_identification_rank1_and_false_accepts():
 def test_identification_threshold_keeps_false_accepts_near_the_target():
     rng = np.random.default_rng(0)
     names = np.array([f"p{i}" for i in range(20) for _ in range(6)] + [f"x{i}" for i in range(200)])
-    centres = {n: rng.normal(size=8) for n in set(names)}
+    centres = {n: rng.normal(size=8) for n in sorted(set(names))}  # sorted: set order varies by process
     emb = np.stack([centres[n] + rng.normal(0, 0.3, 8) for n in names])
     score = lambda q, g: np.exp(-np.linalg.norm(q[:, None] - g[None], axis=2))
     t = evaluation.choose_identification_threshold(emb, names, score, far_target=0.1)
     result = evaluation.identification_benchmark(emb, names, score, t,
                                                   people=[f"p{i}" for i in range(20)])
-    assert result.false_accept_rate <= 0.1 + 1e-9
+    # Calibration and this measurement enroll different random photos, so the rate lands
+    # near the target, not on it: 200 strangers give a standard error of about 0.02.
+    assert abs(result.false_accept_rate - 0.1) <= 0.03
 
 
 @pytest.mark.slow
