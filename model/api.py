@@ -22,6 +22,7 @@ from model.detection import FaceDetector, load_detector
 from model.errors import (
     ConsentRequiredError,
     FaceAttendanceError,
+    FaceQualityError,
     MultipleFacesError,
     NoFaceError,
 )
@@ -141,7 +142,7 @@ class FaceAttendance:
                 face = self._single_face(array, label)
                 assessment = self._assess(array, face)
                 if assessment.problem:
-                    raise NoFaceError(f"{label}: {assessment.problem}")
+                    raise FaceQualityError(f"{label}: {assessment.problem}")
                 crops.append(assessment.crop)
             except FaceAttendanceError as exc:
                 rejected.append((label, str(exc)))

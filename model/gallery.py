@@ -294,7 +294,7 @@ class Gallery:
 
     def _purge_cache(self, digests: set[str]) -> None:
         """Remove these crops' embeddings from every model's cache (caller holds the lock)."""
-        still_used = {self._memo_hash(p) for _, p, _ in self._listing_paths()}
+        still_used = {self._memo_hash(p) for folder in self._person_folders() for p in _crops_in(folder)}
         gone = digests - still_used
         cache_dir = self.root / CACHE_DIR
         if gone and cache_dir.is_dir():
@@ -304,9 +304,6 @@ class Gallery:
                     _write_npz(path, {k: v for k, v in cache.items() if k not in gone})
         with self._memo_lock:
             self._memo.clear()
-
-    def _listing_paths(self) -> list[tuple[str, Path, None]]:
-        return [(f.name, p, None) for f in self._person_folders() for p in _crops_in(f)]
 
 
 def _crops_in(folder: Path) -> list[Path]:

@@ -6,7 +6,7 @@ Nothing here touches the disk or loads a model: reading settings is free.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,6 @@ class Settings:
     top_k_per_person: int = 2
     #: Number of candidates reported per face.
     max_candidates: int = 3
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def models_dir(self) -> Path:

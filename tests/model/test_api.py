@@ -170,3 +170,20 @@ def test_lfw_enroll_five_people_identify_a_fourth_photo(attendance, lfw_dir):
     if attendance.recognizer.trained:
         assert correct >= 4, f"only {correct}/5 ranked first by {attendance.recognizer.label}"
         assert stranger.name is None, f"the stranger was named {stranger.name}"
+
+
+def test_enroll_refuses_small_and_blurry_faces(attendance, astronaut):
+    import cv2
+
+    tiny = cv2.resize(astronaut, (128, 128), interpolation=cv2.INTER_AREA)  # face ~25 px wide
+    tiny = cv2.copyMakeBorder(tiny, 60, 60, 60, 60, cv2.BORDER_CONSTANT, value=(90, 90, 90))
+    blurry = cv2.GaussianBlur(astronaut, (0, 0), 4)
+    faces = attendance.assess_faces(blurry)
+    assert len(faces) == 1 and not faces[0].ok and "blurry" in (faces[0].problem or "")
+    report = attendance.enroll_person("Eileen Collins", [tiny, blurry], consent=True,
+                                      labels=["tiny.jpg", "blurry.jpg"])
+    assert report.saved == []
+    reasons = dict(report.rejected)
+    assert "too small" in reasons["tiny.jpg"]
+    assert "too blurry" in reasons["blurry.jpg"]
+    assert attendance.gallery.people() == []
