@@ -461,7 +461,7 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
     base_strict = float(base_meta.get("identification_threshold", class_strict))
     strict = max(class_strict, base_strict)
     sidecar = {**base_meta, "threshold": after.threshold, "identification_threshold": strict,
-               "trained": True,
+               "trained": True, "kind": "finetuned",
                "created": datetime.now(UTC).isoformat(timespec="seconds"),
                "figures": {**base_meta.get("figures", {}),
                            "held_out_before": asdict(before), "held_out_after": asdict(after)},

@@ -165,3 +165,29 @@ def model_summary(recognizer) -> str:  # type: ignore[no-untyped-def]
     return (f"{what} (`{recognizer.architecture}`, version `{recognizer.version}`, "
             f"thresholds: {recognizer.identification_threshold:.2f} to name a face, "
             f"{recognizer.threshold:.2f} for 1:1 verify)")
+
+
+#: Model-card figures shown on the Home page: (label, section of ``card["figures"]``, key,
+#: format). Sections missing from a card (an untrained network) are skipped.
+CARD_FIGURES = (
+    ("LFW pair accuracy", "pairs_devtest", "accuracy", "{:.1%}"),
+    ("LFW ROC AUC", "pairs_devtest", "auc", "{:.3f}"),
+    ("Class of 30: named correctly", "identification_30x5_strict", "rank1", "{:.1%}"),
+    ("Class of 30: strangers accepted", "identification_30x5_strict", "false_accept_rate", "{:.1%}"),
+    ("This class, held-out: right person first", "held_out_after", "identification", "{:.1%}"),
+)
+
+
+def model_figures(card: object) -> dict[str, str]:
+    """The active model's headline figures, formatted, from its model card (sidecar)."""
+    figures = card.get("figures", {}) if isinstance(card, dict) else {}
+    # A fine-tuned model's card carries the LFW figures of the model it started from.
+    finetuned = isinstance(card, dict) and card.get("kind") == "finetuned"
+    shown = {}
+    for label, section, key, form in CARD_FIGURES:
+        if finetuned and not section.startswith("held_out"):
+            label = f"{label} (base model)"
+        value = figures.get(section, {}).get(key) if isinstance(figures.get(section), dict) else None
+        if isinstance(value, (int, float)):
+            shown[label] = form.format(value)
+    return shown

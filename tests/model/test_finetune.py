@@ -75,6 +75,7 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
         assert finetuned_model_path(models) == result.model_path
         meta = json.loads(result.model_path.with_suffix(".json").read_text())
         assert meta["threshold"] == pytest.approx(result.threshold)
+        assert meta["kind"] == "finetuned" and meta["trained"] is True
         assert 0.0 <= meta["identification_threshold"] <= 1.0 + 1e-5
         assert meta["training"]["finetuned_from"] == str(base_model)
         assert result.after.pair_accuracy >= result.before.pair_accuracy

@@ -94,3 +94,4 @@ def test_live_check_in_respects_earlier_check_ins(tmp_path):
     processor.process(FRAME)
     assert processor.results.get_nowait().checked_in == ()
     assert len(book.checkins(session.id)) == 1
+

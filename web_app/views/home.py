@@ -7,16 +7,7 @@ from datetime import date
 import streamlit as st
 
 from model.access import ENV_ADMIN_PASSCODE, passcode_is_set
-from web_app.common import get_book, get_engine, model_summary
-
-#: Model-card figures shown on the home page, in this order, with friendly names.
-FIGURE_NAMES = {
-    "accuracy": "Held-out accuracy",
-    "test_accuracy": "Held-out accuracy",
-    "auc": "ROC AUC",
-    "roc_auc": "ROC AUC",
-    "tar_at_far_1e-2": "True accepts at 1% false accepts",
-}
+from web_app.common import get_book, get_engine, model_figures, model_summary
 
 st.title("Face attendance")
 st.write(
@@ -44,14 +35,13 @@ right.metric("Checked in today", len(present_today))
 
 st.subheader("Recognition model")
 st.markdown(f"Active model: {model_summary(engine.recognizer)}.")
-figures = engine.recognizer.card.get("figures", {}) if isinstance(engine.recognizer.card,
-                                                                    dict) else {}
-shown = {FIGURE_NAMES[k]: v for k, v in figures.items()
-         if k in FIGURE_NAMES and isinstance(v, (int, float))}
+shown = model_figures(engine.recognizer.card)
 if shown:
     columns = st.columns(len(shown))
     for column, (label, value) in zip(columns, shown.items(), strict=True):
-        column.metric(label, f"{value:.3f}")
+        column.metric(label, value)
+    st.caption("LFW figures are on people the network never saw in training (see the model "
+               "card); \"named correctly\" counts only faces that clear the strict threshold.")
 
 st.subheader("Today")
 if not today:
