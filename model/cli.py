@@ -230,12 +230,16 @@ def _cmd_people(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
+    from model.finetune import forget_person_models
     from model.gallery import Gallery
 
-    gallery = Gallery(get_settings().gallery_dir)
+    settings = get_settings()
+    gallery = Gallery(settings.gallery_dir)
     name = gallery.person(args.name).name
     gallery.remove_person(name)
     print(f"removed {name}: every photo and cached embedding of their face was deleted")
+    for model_file in forget_person_models(settings.models_dir, name):
+        print(f"deleted {model_file.name}: it was fine-tuned on their photos")
     return EXIT_OK
 
 

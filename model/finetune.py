@@ -363,6 +363,47 @@ def _sublayers(layer: Any) -> list[Any]:
 
 # ------------------------------------------------------------ model registry
 
+#: Sidecar key (under "training") listing the people whose photos a model was fine-tuned on.
+TRAINED_ON = "trained_on"
+
+
+def models_trained_on(models_dir: str | Path, name: str) -> list[Path]:
+    """Fine-tuned models in ``models_dir`` whose weights learned from ``name``'s photos."""
+    from model.naming import name_key
+
+    key = name_key(name)
+    found = []
+    for sidecar in sorted(Path(models_dir).glob("*.json")):
+        try:
+            card = json.loads(sidecar.read_text(encoding="utf-8"))
+            people = card.get("training", {}).get(TRAINED_ON, [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        model_file = sidecar.with_suffix(".keras")
+        if model_file.is_file() and any(name_key(str(p)) == key for p in people):
+            found.append(model_file)
+    return found
+
+
+def forget_person_models(models_dir: str | Path, name: str) -> list[Path]:
+    """Delete every fine-tuned model that learned from ``name``'s photos (and its sidecar).
+
+    A network fine-tuned on someone's face keeps a trace of it in its weights; deleting a
+    person should delete that too. If the active model goes, the shipped base model
+    becomes active again. Returns the deleted model files.
+    """
+    doomed = models_trained_on(models_dir, name)
+    if not doomed:
+        return []
+    active = finetuned_model_path(models_dir)
+    if active is not None and active in doomed:
+        activate_model(models_dir, None)
+    for model_file in doomed:
+        model_file.unlink(missing_ok=True)
+        model_file.with_suffix(".json").unlink(missing_ok=True)
+    return doomed
+
+
 def restore_previous(models_dir: str | Path) -> Path | None:
     """Make the previous model active again (undo the last fine-tune); returns the model
     now active inside ``models_dir``, or None when that is the shipped base model."""
@@ -466,6 +507,10 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
                "figures": {**base_meta.get("figures", {}),
                            "held_out_before": asdict(before), "held_out_after": asdict(after)},
                "training": {**base_meta.get("training", {}), "finetuned_from": str(base),
+                            # Whose faces shaped these weights (cumulative over fine-tunes), so
+                            # deleting a person can delete the models that learned from them.
+                            TRAINED_ON: sorted(set(base_meta.get("training", {}).get(TRAINED_ON, []))
+                                               | {str(n) for n in np.unique(labels)}),
                             "finetune": {"people": people, "train_crops": int(len(train)),
                                          "held_out_crops": int(len(held)), "epochs": epochs,
                                          "learning_rate": learning_rate,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -76,6 +77,9 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
         meta = json.loads(result.model_path.with_suffix(".json").read_text())
         assert meta["threshold"] == pytest.approx(result.threshold)
         assert meta["kind"] == "finetuned" and meta["trained"] is True
+        gallery = tmp_path / "gallery"
+        people = sorted(p.name for p in gallery.iterdir() if p.is_dir() and not p.name.startswith("."))
+        assert meta["training"]["trained_on"] == people
         assert 0.0 <= meta["identification_threshold"] <= 1.0 + 1e-5
         assert meta["training"]["finetuned_from"] == str(base_model)
         assert result.after.pair_accuracy >= result.before.pair_accuracy
@@ -89,3 +93,27 @@ def test_too_small_a_gallery_is_refused_politely(tmp_path, base_model):
     _write_gallery(tmp_path / "gallery", people=1, per_person=4)
     result = finetune.finetune_gallery(tmp_path / "gallery", base_model, tmp_path / "models")
     assert not result.replaced and result.before is None and "two people" in result.message
+
+
+def test_deleting_a_person_deletes_the_models_that_learned_from_their_face(tmp_path):
+    from model.recognizer import activate_model
+
+    models = tmp_path / "models"
+    models.mkdir()
+
+    def fake_model(stem: str, people: list[str]) -> Path:
+        path = models / f"{stem}.keras"
+        path.write_bytes(b"weights")
+        path.with_suffix(".json").write_text(json.dumps({"training": {"trained_on": people}}))
+        return path
+
+    older = fake_model("finetuned-1", ["Ada Lovelace", "Grace Hopper"])
+    newer = fake_model("finetuned-2", ["Ada Lovelace", "Grace Hopper", "Zoë O'Brien-Núñez"])
+    activate_model(models, newer, previous=older)
+    assert finetune.models_trained_on(models, "zoë o'brien-núñez") == [newer]
+    assert finetune.forget_person_models(models, "Zoë O'Brien-Núñez") == [newer]
+    assert not newer.exists() and not newer.with_suffix(".json").exists() and older.exists()
+    assert finetuned_model_path(models) is None  # back to the shipped base model
+    assert finetune.forget_person_models(models, "Nobody Here") == []
+    assert finetune.forget_person_models(models, "Ada Lovelace") == [older]
+    assert list(models.glob("*.keras")) == []

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
+from model.finetune import forget_person_models
 from web_app.common import get_book, get_engine, require_admin
 
 #: Thumbnails per row in the photo strip of the selected person.
@@ -61,16 +62,22 @@ with rename_col:
 
 with delete_col:
     st.subheader("Delete")
-    st.write(f"Deletes every photo of **{name}** and their cached face data.")
+    st.write(f"Deletes every photo of **{name}**, their cached face data and any fine-tuned "
+             "model that learned from their photos (the app then uses the previous model).")
     keep_rows = st.radio("Their attendance records", ["Keep", "Delete"], horizontal=True,
                          key="people_keep_rows")
     confirm = st.checkbox(f"Yes, delete {name}", key=f"people_confirm_{name}")
     if st.button("Delete person", type="primary", disabled=not confirm):
         try:
             engine.gallery.remove_person(name)
+            models = forget_person_models(engine.settings.models_dir, name)
+            if models:
+                engine.reload_model()
             removed = book.forget_person(name) if keep_rows == "Delete" else 0
             st.session_state["people_message"] = (
-                f"Deleted {name}" + (f" and {removed} attendance records." if removed else "."))
+                f"Deleted {name}" + (f", {removed} attendance records" if removed else "")
+                + (f" and {len(models)} fine-tuned model(s) trained on their photos"
+                   if models else "") + ".")
             st.rerun()
         except FaceAttendanceError as error:
             st.error(str(error))
