@@ -140,3 +140,27 @@ def test_untrained_recognizer_is_labelled_and_stable(tmp_path):
     assert not first.trained and "untrained" in first.label and "untrained" in first.version
     crops = _crops(2, 112, 6)
     np.testing.assert_allclose(untrained_recognizer().embed(crops), first.embed(crops), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_crash_while_saving_leaves_the_working_model_intact(saved_model):
+    """Training or fine-tuning that dies mid-save must not damage the model in use."""
+    from model.recognizer import file_version, load_recognizer, save_recognizer, sidecar_path
+
+    siamese, path, _ = saved_model
+    before = (path.read_bytes(), sidecar_path(path).read_bytes())
+
+    class Boom(RuntimeError):
+        pass
+
+    class Dies:
+        def save(self, target):  # writes half a file, then the process "crashes"
+            with open(target, "wb") as handle:
+                handle.write(b"PK\x03\x04 half a zip")
+            raise Boom("power cut")
+
+    with pytest.raises(Boom):
+        save_recognizer(Dies(), path, {"threshold": 0.99})
+    assert (path.read_bytes(), sidecar_path(path).read_bytes()) == before
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".tmp-")] == []
+    assert load_recognizer(path).version == file_version(path)
