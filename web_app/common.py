@@ -44,9 +44,7 @@ def _engine_for(data_dir: str):  # type: ignore[no-untyped-def]
 
     settings = get_settings()
     engine = FaceAttendance.open(settings)
-    warm_up = getattr(engine, "warm_up", None)
-    if callable(warm_up):
-        warm_up()
+    engine.warm_up()  # trace the detector and network now, not on the first visitor's photo
     return engine
 
 
