@@ -146,13 +146,9 @@ class FaceAttendance:
                 crops.append(assessment.crop)
             except FaceAttendanceError as exc:
                 rejected.append((label, str(exc)))
-        similar = self._look_alikes(name, crops) if crops else []
+        similar = self.look_alikes(name, crops)
         saved = self.gallery.add_crops(name, crops, consent=True) if crops else []
         return EnrollmentReport(name=name, saved=saved, rejected=rejected, similar_to=similar)
-
-    def add_crop(self, name: str, crop: np.ndarray, *, consent: bool) -> Path:
-        """Save one already-aligned crop (from a live capture) for ``name``."""
-        return self.gallery.add_crops(name, [crop], consent=consent)[0]
 
     # ----- recognition ---------------------------------------------------------------
 
@@ -267,11 +263,15 @@ class FaceAttendance:
         scores = recognizer.score(embeddings, gallery.matrix)  # [m, n]
         return aggregate_by_person(scores, gallery.person_index, p, self.settings.top_k_per_person)
 
-    def _look_alikes(self, name: str, crops: list[np.ndarray]) -> list[tuple[str, float]]:
-        """Other enrolled people the new crops already match (a likely duplicate or mix-up)."""
+    def look_alikes(self, name: str, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Other enrolled people these aligned crops of ``name`` already match, best first.
+
+        A match means a per-person score at or above the identification threshold: a
+        likely duplicate enrollment or a mix-up that check-ins would suffer from.
+        """
         recognizer = self.recognizer
         gallery = self.gallery.embeddings(recognizer)
-        if len(gallery) == 0:
+        if len(gallery) == 0 or len(crops) == 0:
             return []
         per_person = self._person_scores(recognizer, recognizer.embed(crops), gallery).max(axis=0)
         own = self.gallery.find_person(name)

@@ -50,13 +50,9 @@ def feedback(assessments) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
 
 def warn_look_alikes(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def]
     """Warn when the new face already matches someone else (a duplicate or a mix-up)."""
-    others: dict[str, float] = {}
-    for match in engine.identify_crops(crops):
-        for other, score in match.candidates:
-            if other != name and score >= engine.recognizer.identification_threshold:
-                others[other] = max(score, others.get(other, 0.0))
+    others = engine.look_alikes(name, crops)
     if others:
-        listed = ", ".join(f"{n} (score {s:.2f})" for n, s in sorted(others.items()))
+        listed = ", ".join(f"{n} (score {s:.2f})" for n, s in others)
         st.warning(f"This face already matches **{listed}**. Check that this is not the same "
                    "person enrolled twice; check-ins may mix them up.", icon="⚠️")
 
