@@ -114,22 +114,10 @@ def person_scores(score: ScoreFn, queries: np.ndarray, gallery: np.ndarray,
     app's own aggregation (``model.api.aggregate_by_person``) so the benchmark measures
     what the app does.
     """
+    from model.api import aggregate_by_person
+
     photo = np.asarray(score(queries, gallery), dtype=np.float32)
-    try:
-        from model.api import aggregate_by_person
-    except ImportError:  # the facade is optional for the benchmark
-        return _person_scores_loop(photo, owners, n_people, top_k)
     return aggregate_by_person(photo, np.asarray(owners, dtype=np.int64), n_people, top_k)
-
-
-def _person_scores_loop(photo: np.ndarray, owners: np.ndarray, n_people: int,
-                        top_k: int) -> np.ndarray:
-    out = np.zeros((len(photo), n_people), dtype=np.float32)
-    for p in range(n_people):
-        cols = photo[:, owners == p]
-        k = min(top_k, cols.shape[1])
-        out[:, p] = np.sort(cols, axis=1)[:, -k:].mean(axis=1)
-    return out
 
 
 def identify(score: ScoreFn, threshold: float, gallery: np.ndarray, owners: np.ndarray,

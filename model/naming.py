@@ -56,8 +56,3 @@ def _allowed(ch: str) -> bool:
 def name_key(name: str) -> str:
     """Key under which two names count as the same person (case-insensitive)."""
     return unicodedata.normalize("NFC", name).casefold()
-
-
-def folder_name(name: str) -> str:
-    """The gallery folder of a person: their validated, normalised name."""
-    return normalize_name(name)

@@ -6,13 +6,12 @@ import pytest
 
 from model.errors import InvalidNameError, NameTakenError
 from model.gallery import Gallery
-from model.naming import MAX_NAME_LENGTH, folder_name, name_key, normalize_name
+from model.naming import MAX_NAME_LENGTH, name_key, normalize_name
 
 
 @pytest.mark.parametrize("name", ["Zoë O'Brien-Núñez", "Ada Lovelace", "李小龍", "Ólafur Arnalds"])
 def test_friendly_names_are_accepted_unchanged(name):
     assert normalize_name(name) == name
-    assert folder_name(name) == name
 
 
 def test_decomposed_accents_are_composed():
