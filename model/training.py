@@ -161,6 +161,17 @@ class _Checkpoint:
         assert self.directory is not None
         return self.directory / "train_state.json"
 
+    def resume_or(self, build: Callable[[], Any]) -> tuple[Any, int, float, dict[str, Any]]:
+        """``(model, first epoch, seconds spent, history)``: from the checkpoint when there is
+        a compatible one, else a fresh model from ``build()`` starting at epoch 0."""
+        resumed = self.load()
+        if resumed is None:
+            return build(), 0, 0.0, {"loss": [], "accuracy": []}
+        model, state = resumed
+        history = state["history"]
+        history.setdefault("seconds", [round(state["seconds"], 1)])
+        return model, state["epoch"], state["seconds"], history
+
     def load(self) -> tuple[Any, dict[str, Any]] | None:
         """The saved training model and its state, if a compatible checkpoint exists."""
         import keras
@@ -218,6 +229,13 @@ def _callbacks(checkpoint: _Checkpoint, config: TrainConfig, progress: ProgressF
 
 # ----------------------------------------------------------------- the compact
 
+def _new_classifier(config: TrainConfig, labels: np.ndarray, steps: int) -> Any:
+    """A fresh, compiled CosFace training model for ``labels``' identities."""
+    model, _ = build_compact_trainer(config, int(labels.max()) + 1)
+    _compile_classifier(model, config, steps)
+    return model
+
+
 def build_compact_trainer(config: TrainConfig, num_classes: int) -> tuple[Any, Any]:
     """(training model [image, label] -> CosFace logits, the backbone it trains)."""
     import keras
@@ -259,15 +277,7 @@ def train_embedding(images: np.ndarray, labels: np.ndarray, config: TrainConfig,
     keras.utils.set_random_seed(config.seed)
     checkpoint = _Checkpoint(Path(checkpoint_dir) if checkpoint_dir else None, config)
     steps = max(1, len(images) // config.batch_size)
-    resumed = checkpoint.load()
-    if resumed is not None:
-        model, state = resumed
-        start, spent, history = state["epoch"], state["seconds"], state["history"]
-        history.setdefault("seconds", [round(spent, 1)])
-    else:
-        model, _ = build_compact_trainer(config, int(labels.max()) + 1)
-        _compile_classifier(model, config, steps)
-        start, spent, history = 0, 0.0, {"loss": [], "accuracy": []}
+    model, start, spent, history = checkpoint.resume_or(lambda: _new_classifier(config, labels, steps))
     backbone = model.get_layer("backbone")
     over_budget = config.time_budget_s is not None and spent >= config.time_budget_s
     if start < config.epochs and not over_budget:
@@ -337,14 +347,7 @@ def train_pairs(images: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 
     keras.utils.set_random_seed(config.seed)
     checkpoint = _Checkpoint(Path(checkpoint_dir) if checkpoint_dir else None, config)
-    resumed = checkpoint.load()
-    if resumed is not None:
-        model, state = resumed
-        start, spent, history = state["epoch"], state["seconds"], state["history"]
-        history.setdefault("seconds", [round(spent, 1)])
-    else:
-        model, _ = build_koch_trainer(config)
-        start, spent, history = 0, 0.0, {"loss": [], "accuracy": []}
+    model, start, spent, history = checkpoint.resume_or(lambda: build_koch_trainer(config)[0])
     siamese = model.get_layer("siamese")
     over_budget = config.time_budget_s is not None and spent >= config.time_budget_s
     if start < config.epochs and not over_budget:
