@@ -25,6 +25,7 @@ from test_browser import (
     CHROMIUM_ARGS,
     PERSON,
     REPO_ROOT,
+    enroll_from_snapshot,
     free_port,
     write_accept_all_model,
     write_y4m,
@@ -78,18 +79,7 @@ def main() -> None:
                 print("wrote", OUT / f"{name}.png")
 
             page.goto(f"{url}/enroll")
-            page.get_by_label("Name").fill(PERSON)
-            page.get_by_label("Name").press("Enter")
-            page.get_by_text("This person (or their parent").click()
-            saved = page.get_by_text(f"Saved 1 face photo of {PERSON}")
-            for _ in range(5):
-                page.wait_for_timeout(2000)
-                page.get_by_role("button", name="Take Photo").click()
-                try:
-                    expect(saved).to_be_visible(timeout=30_000)
-                    break
-                except AssertionError:
-                    page.get_by_role("button", name="Clear photo").click()
+            enroll_from_snapshot(page, PERSON)
             page.mouse.wheel(0, 700)
             shot("enroll")
 

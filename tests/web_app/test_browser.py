@@ -57,6 +57,26 @@ def _skip_or_fail(reason: str) -> None:
 
 
 
+def enroll_from_snapshot(page, person: str, tries: int = 5) -> None:  # type: ignore[no-untyped-def]
+    """On the Enroll page: type the name, give consent, take camera snapshots until one
+    face photo is saved (the fake camera's first frames can be blank: try again)."""
+    from playwright.sync_api import expect
+
+    page.get_by_label("Name").fill(person)
+    page.get_by_label("Name").press("Enter")
+    page.get_by_text("This person (or their parent").click()
+    saved = page.get_by_text(f"Saved 1 face photo of {person}")
+    for _ in range(tries):
+        page.wait_for_timeout(2000)
+        page.get_by_role("button", name="Take Photo").click()
+        try:
+            expect(saved).to_be_visible(timeout=30_000)
+            break
+        except AssertionError:
+            page.get_by_role("button", name="Clear photo").click()
+    expect(saved).to_be_visible()
+
+
 def start_stream(video, ready, check: str, tries: int = 3) -> None:  # type: ignore[no-untyped-def]
     """Press START and wait for ``ready``; on a busy machine the WebRTC connection can
     stall before it plays, so STOP and START again (a user would do the same)."""
@@ -192,20 +212,7 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
 
             # 1. Enroll from the camera (snapshot).
             page.goto(f"{url}/enroll")
-            name = page.get_by_label("Name")
-            name.fill(PERSON)
-            name.press("Enter")
-            page.get_by_text("This person (or their parent").click()
-            saved = page.get_by_text(f"Saved 1 face photo of {PERSON}")
-            for _ in range(5):  # the fake camera's first frames can be blank: try again
-                page.wait_for_timeout(2000)
-                page.get_by_role("button", name="Take Photo").click()
-                try:
-                    expect(saved).to_be_visible(timeout=30_000)
-                    break
-                except AssertionError:
-                    page.get_by_role("button", name="Clear photo").click()
-            expect(saved).to_be_visible()
+            enroll_from_snapshot(page, PERSON)
             expect(page.get_by_text(f"Saved photos of {PERSON} (1)")).to_be_visible()
             assert len(list((tmp_path / "data" / "gallery" / PERSON).glob("*.jpg"))) == 1
             page.screenshot(path=str(out_dir / "1-enroll.png"), full_page=True)
