@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev lint typecheck pytest bench browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-peer browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -20,8 +20,14 @@ $(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(VENV)/bin/pyth
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed $@
 
+# Training extras (the teacher used to distil our network; never installed by `make run`).
+$(VENV)/.installed-train: requirements-train.txt requirements-dev.txt requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-train.txt
+	touch $(VENV)/.installed $(VENV)/.installed-dev $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-train: $(VENV)/.installed-train
 
 run: install
 	$(PY) -m streamlit run web_app/app.py --server.port $(PORT) --server.headless true \
@@ -40,7 +46,8 @@ lint: install-dev
 typecheck: install-dev
 	$(PY) -m mypy
 
-pytest: install-dev browser
+# The suite includes a small distillation from the teacher, so it needs the training extras.
+pytest: install-train browser
 	$(PY) -m pytest
 
 test: lint typecheck pytest
@@ -49,6 +56,11 @@ test: lint typecheck pytest
 bench: install-dev
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_live.py
+
+# Recognition figures: ours, the peer (face_recognition's dlib models) and Koch, clean and
+# under the shifted classroom camera (caches the peer's embeddings on the first run).
+bench-peer: install-train
+	$(PY) benchmarks/bench_peer.py
 
 # docs/screenshots/*.png, made with the public-domain astronaut photo only.
 screenshots: install-dev browser

@@ -1,10 +1,11 @@
 """Figures for the core pipeline (issue 2): detection, embedding and identification costs.
 
 Run: ``python benchmarks/bench_core.py [--json] [--repeats N]``. Every figure is the median
-of several runs. Identification is timed *beyond* the query's own embedding: the recognizer's
-vectorised head over cached gallery embeddings plus ``aggregate_by_person``, against the seed
-approach of running the whole pair network once per gallery image. The target is under 5 ms
-for 10,000 cached embeddings.
+of several runs. Identification is timed *beyond* the query's own embedding: float64 cosines
+over cached gallery embeddings, ``aggregate_by_person`` and the whole open-set rule (S-norm
+against the cohort, margin, adaptive threshold), against the seed approach of running the
+whole pair network once per gallery image. The target is under 5 ms for 10,000 cached
+embeddings; preparing the gallery for the rule runs once per gallery change and is shown apart.
 """
 
 from __future__ import annotations
@@ -95,12 +96,12 @@ def _seed_pair_network(recognizer: Any) -> Callable[[np.ndarray, np.ndarray], np
     import keras
     import tensorflow as tf
 
-    from model.network import build_siamese
+    from model.network import build_cosine_siamese
 
     if recognizer.path is not None:
         siamese = keras.saving.load_model(recognizer.path, compile=False)
     else:  # untrained: same towers, a fresh head (costs the same)
-        siamese = build_siamese(recognizer.embedding_model)
+        siamese = build_cosine_siamese(recognizer.embedding_model)
     forward = tf.function(lambda a, b: siamese([a, b], training=False), reduce_retracing=True)
 
     def run(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
@@ -115,7 +116,7 @@ def _seed_pair_network(recognizer: Any) -> Callable[[np.ndarray, np.ndarray], np
 
 
 def bench_identification(recognizer: Any, repeats: int, top_k: int) -> dict[str, Any]:
-    from model.api import aggregate_by_person
+    from model.core.matching import GalleryIndex, aggregate_by_person
 
     rng = np.random.default_rng(1)
     d = recognizer.embedding_dim
@@ -138,21 +139,30 @@ def bench_identification(recognizer: Any, repeats: int, top_k: int) -> dict[str,
         def score_only(gallery: np.ndarray = gallery) -> np.ndarray:
             return recognizer.score(query, gallery)
 
+        started = time.perf_counter()
+        index = GalleryIndex.prepare(gallery, person_index, people, recognizer.cohort, recognizer.rule)
+        prepare_ms = (time.perf_counter() - started) * 1000
+
+        def rule(index: GalleryIndex = index) -> object:
+            return index.decide(query)
+
         timed = min(n, SEED_MAX_TIMED)
 
         def seed(timed: int = timed) -> np.ndarray:
             return seed_run(query_crop, seed_crops[:timed])
 
         ours_ms = median_ms(ours, max(repeats * 5, 20), warmup=3)
+        rule_ms = median_ms(rule, max(repeats * 5, 20), warmup=3)
         score_ms = median_ms(score_only, max(repeats * 5, 20), warmup=3)
         seed_repeats = repeats if timed <= 100 else max(2, repeats // 3)
         seed_ms = median_ms(seed, seed_repeats)
         extrapolated = timed < n
         seed_ms *= n / timed
         rows.append({"gallery": n, "people": people, "identify_ms": ours_ms, "score_ms": score_ms,
-                     "aggregate_ms": max(ours_ms - score_ms, 0.0), "seed_ms": seed_ms,
+                     "aggregate_ms": max(ours_ms - score_ms, 0.0), "rule_ms": rule_ms,
+                     "prepare_ms": prepare_ms, "seed_ms": seed_ms,
                      "seed_extrapolated_from": timed if extrapolated else None,
-                     "speedup": seed_ms / ours_ms})
+                     "speedup": seed_ms / rule_ms})
     return {"identification": rows, "top_k": top_k, "images_per_person": IMAGES_PER_PERSON}
 
 
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(bench_identification(recognizer, args.repeats, get_settings().top_k_per_person))
     worst = figures["identification"][-1]
     figures["target_ms"] = TARGET_MS
-    figures["meets_target"] = worst["identify_ms"] < TARGET_MS
+    figures["meets_target"] = worst["rule_ms"] < TARGET_MS
 
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -190,18 +200,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"detection, 640x480 frame, max_side={key.rsplit('_', 1)[1]:>5}: {value:8.1f} ms")
     print(f"embedding per face, batch 1:                {figures['embed_ms_per_face_batch_1']:8.2f} ms")
     print(f"embedding per face, batch 16:               {figures['embed_ms_per_face_batch_16']:8.2f} ms")
-    print(f"identification per query beyond its embedding (score + aggregate_by_person, "
-          f"{IMAGES_PER_PERSON} images/person, top_k={figures['top_k']}) vs the seed pair network:")
-    header = ("gallery", 8), ("people", 7), ("ours ms", 9), ("score", 8), ("aggr.", 8), ("seed ms", 11)
+    print(f"identification per query beyond its embedding ({IMAGES_PER_PERSON} images/person, "
+          f"top_k={figures['top_k']}): cosine scores, per-person aggregation, and the whole open-set "
+          f"rule (S-norm, margin, adaptive threshold); 'prepare' runs once per gallery change:")
+    header = (("gallery", 8), ("people", 7), ("score", 8), ("aggr.", 8), ("rule ms", 9), ("prepare", 9),
+              ("seed ms", 11))
     print(" ".join(f"{title:>{width}}" for title, width in header) + f" {'ratio':>9}")
     for row in figures["identification"]:
         note = f"  (seed extrapolated from {row['seed_extrapolated_from']:,})" \
             if row["seed_extrapolated_from"] else ""
-        print(f"{row['gallery']:>8,} {row['people']:>7,} {row['identify_ms']:>9.3f} {row['score_ms']:>8.3f} "
-              f"{row['aggregate_ms']:>8.3f} {row['seed_ms']:>11.1f} {row['speedup']:>8.0f}x{note}")
+        print(f"{row['gallery']:>8,} {row['people']:>7,} {row['score_ms']:>8.3f} {row['aggregate_ms']:>8.3f} "
+              f"{row['rule_ms']:>9.3f} {row['prepare_ms']:>9.0f} {row['seed_ms']:>11.1f} "
+              f"{row['speedup']:>8.0f}x{note}")
     verdict = "meets" if figures["meets_target"] else "MISSES"
     print(f"target: identification against {worst['gallery']:,} cached embeddings < {TARGET_MS} ms: "
-          f"{verdict} ({worst['identify_ms']:.2f} ms)")
+          f"{verdict} ({worst['rule_ms']:.2f} ms)")
     return 0
 
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from model.alignment import align_face
+from model.core.matching import GalleryIndex
 from model.detection import FaceDetector, load_detector
 from model.errors import (
     ConsentRequiredError,
@@ -75,6 +76,8 @@ class FaceAttendance:
         self.gallery = gallery
         self.settings = settings
         self._model_lock = threading.Lock()
+        self._index_lock = threading.Lock()
+        self._index: tuple[object, object, GalleryIndex] | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, gallery_dir: str | Path | None = None,
@@ -171,51 +174,68 @@ class FaceAttendance:
             return []
         recognizer = self.recognizer
         gallery = self.gallery.embeddings(recognizer)
-        embeddings = recognizer.embed(crops)
-        per_person = self._person_scores(recognizer, embeddings, gallery)  # [m, p]
+        index = self.gallery_index(recognizer, gallery)
+        decisions = index.decide(recognizer.embed(crops), self.settings.max_candidates)
         matches = []
-        for i in range(len(crops)):
+        for i, decision in enumerate(decisions):
             face = faces[i] if faces is not None else None
             box = face.box if face is not None else (0, 0, 0, 0)
-            if per_person.shape[1] == 0:
-                matches.append(Match(box=box, name=None, score=0.0, candidates=(), face=face))
-                continue
-            order = np.argsort(-per_person[i])[: self.settings.max_candidates]
-            candidates = tuple((gallery.people[j], round(float(per_person[i, j]), 4)) for j in order)
-            best_name, best_score = candidates[0]
-            name = best_name if best_score >= recognizer.identification_threshold else None
-            matches.append(Match(box=box, name=name, score=best_score, candidates=candidates, face=face))
+            candidates = tuple((gallery.people[j], round(raw, 4)) for j, raw, _ in decision.ranked)
+            closest = gallery.people[decision.best] if decision.best is not None else None
+            matches.append(Match(
+                box=box, name=gallery.people[decision.person] if decision.person is not None else None,
+                score=decision.raw, candidates=candidates, face=face, normalised=decision.normalised,
+                threshold=decision.threshold, closest=closest, reason=decision.reason))
         return matches
 
+    def gallery_index(self, recognizer: Recognizer | None = None,
+                      gallery: GalleryEmbeddings | None = None) -> GalleryIndex:
+        """The gallery prepared for the open-set rule; rebuilt only when the gallery or the
+        model changed (its adaptive threshold follows every enroll, removal and fine-tune)."""
+        recognizer = recognizer or self.recognizer
+        gallery = gallery if gallery is not None else self.gallery.embeddings(recognizer)
+        with self._index_lock:
+            cached = self._index
+            if (cached is not None and cached[0] is gallery and cached[1] is recognizer
+                    and cached[2].rule == recognizer.rule):
+                return cached[2]
+        index = GalleryIndex.prepare(gallery.matrix, gallery.person_index, len(gallery.people),
+                                     recognizer.cohort, recognizer.rule)
+        with self._index_lock:
+            self._index = (gallery, recognizer, index)
+        return index
+
     def verify_faces(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
-        """Do two photos (one face each) show the same person? (1:1)"""
+        """Do two photos (one face each) show the same person? (1:1, the pair rule)"""
         crop_a = self.aligned_face(image_a, label=_label_of(image_a, 0))
         crop_b = self.aligned_face(image_b, label=_label_of(image_b, 1))
         recognizer = self.recognizer
         emb = recognizer.embed([crop_a, crop_b])
-        score = recognizer.score_pair(emb[0], emb[1])
-        return Verification(same=score >= recognizer.threshold, score=score,
-                            threshold=recognizer.threshold)
+        gallery = self.gallery.embeddings(recognizer)
+        raw, norm, same = recognizer.verify_pair(emb[0], emb[1], gallery.matrix)
+        return Verification(same=same, score=raw, threshold=recognizer.rule.pair_threshold, normalised=norm)
 
     def verify_person(self, image: ImageInput, name: str) -> Verification:
-        """Is the single face in ``image`` the enrolled person ``name``? (claimed identity, 1:1)"""
+        """Is the single face in ``image`` the enrolled person ``name``? (claimed identity)
+
+        The rule of identification without the margin: the claimed person's normalised
+        score must reach the gallery's naming threshold.
+        """
         person = self.gallery.person(name).name  # raises UnknownPersonError
         crop = self.aligned_face(image, label=_label_of(image, 0))
         recognizer = self.recognizer
         gallery = self.gallery.embeddings(recognizer)
-        rows = np.array([n == person for n in gallery.names])
-        query = recognizer.embed([crop])
-        scores = recognizer.score(query, gallery.matrix[rows])[0]
-        score = _top_k_mean(scores, self.settings.top_k_per_person)
-        return Verification(same=score >= recognizer.threshold, score=score,
-                            threshold=recognizer.threshold)
+        index = self.gallery_index(recognizer, gallery)
+        j = gallery.people.index(person)
+        decision = index.decide(recognizer.embed([crop]), candidates=len(gallery.people))[0]
+        raw, norm = next((r, n) for p, r, n in decision.ranked if p == j)
+        same = norm >= index.threshold and raw >= recognizer.rule.min_cosine
+        return Verification(same=same, score=raw, threshold=index.threshold, normalised=norm)
 
     def rank_candidates(self, anchor: ImageInput,
-                        candidates: Sequence[ImageInput]) -> list[tuple[int, float]]:
-        """Which candidates show the anchor's person? ``(candidate index, score)``, best first.
-
-        Candidates without exactly one face are left out of the ranking.
-        """
+                        candidates: Sequence[ImageInput]) -> list[tuple[int, float, bool]]:
+        """Which candidates show the anchor's person? ``(candidate index, cosine, same person?)``,
+        best first, "same" by the 1:1 rule. Candidates without exactly one face are left out."""
         anchor_crop = self.aligned_face(anchor, label="the anchor photo")
         crops, indices = [], []
         for i, image in enumerate(candidates):
@@ -228,9 +248,11 @@ class FaceAttendance:
             return []
         recognizer = self.recognizer
         emb = recognizer.embed([anchor_crop, *crops])
-        scores = recognizer.score(emb[:1], emb[1:])[0]
-        ranked = sorted(zip(indices, scores.tolist(), strict=True), key=lambda t: -t[1])
-        return [(i, float(s)) for i, s in ranked]
+        ranked = []
+        for i, vector in zip(indices, emb[1:], strict=True):
+            raw, _, same = recognizer.verify_pair(emb[0], vector)
+            ranked.append((i, raw, same))
+        return sorted(ranked, key=lambda t: -t[1])
 
     # ----- internals -----------------------------------------------------------------
 
@@ -254,63 +276,32 @@ class FaceAttendance:
             problem = "the face is too blurry - hold still, or add light."
         return FaceAssessment(face=face, crop=crop, blur=blur, problem=problem)
 
-    def _person_scores(self, recognizer: Recognizer, embeddings: np.ndarray,
-                       gallery: GalleryEmbeddings) -> np.ndarray:
-        """Per-person score ``[m, people]``: mean of each person's top-k image scores."""
-        m, p = len(embeddings), len(gallery.people)
-        if p == 0:
-            return np.zeros((m, 0), dtype=np.float32)
-        scores = recognizer.score(embeddings, gallery.matrix)  # [m, n]
-        return aggregate_by_person(scores, gallery.person_index, p, self.settings.top_k_per_person)
-
     def look_alikes(self, name: str, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        """Other enrolled people these aligned crops of ``name`` already match, best first.
+        """Other enrolled people these aligned crops of ``name`` would be named as, best first.
 
-        A match means a per-person score at or above the identification threshold: a
+        The identification rule itself decides (against the gallery without ``name``): a
         likely duplicate enrollment or a mix-up that check-ins would suffer from.
+        Returns ``(person, cosine)``.
         """
         recognizer = self.recognizer
         gallery = self.gallery.embeddings(recognizer)
         if len(gallery) == 0 or len(crops) == 0:
             return []
-        per_person = self._person_scores(recognizer, recognizer.embed(crops), gallery).max(axis=0)
         own = self.gallery.find_person(name)
-        found = [(gallery.people[j], float(per_person[j])) for j in np.argsort(-per_person)
-                 if per_person[j] >= recognizer.identification_threshold
-                 and gallery.people[j] != own]
-        return found
-
-
-def aggregate_by_person(scores: np.ndarray, person_index: np.ndarray, people: int, top_k: int) -> np.ndarray:
-    """Reduce per-image scores ``[m, n]`` to per-person scores ``[m, people]``.
-
-    Each person's score is the mean of their ``top_k`` best image scores (or of
-    all of them, when they have fewer). Vectorised: one sort, no loop over images.
-    """
-    m = scores.shape[0]
-    out = np.zeros((m, people), dtype=np.float32)
-    if scores.shape[1] == 0:
-        return out
-    # Sort rows by (person, -score) so each person's best images come first.
-    order = np.lexsort((-scores, np.broadcast_to(person_index, scores.shape)), axis=1)
-    sorted_scores = np.take_along_axis(scores, order, axis=1)
-    sorted_people = person_index[order[0]]  # same person order in every row
-    starts = np.searchsorted(sorted_people, np.arange(people))
-    counts = np.bincount(person_index, minlength=people)
-    k = np.minimum(counts, top_k)
-    for rank in range(top_k):
-        valid = rank < k
-        cols = starts[valid] + rank
-        out[:, valid] += sorted_scores[:, cols]
-    out /= np.maximum(k, 1)
-    return out
-
-
-def _top_k_mean(scores: np.ndarray, k: int) -> float:
-    if len(scores) == 0:
-        return 0.0
-    top = np.sort(scores)[::-1][:k]
-    return float(top.mean())
+        keep = np.array([n != own for n in gallery.names], dtype=bool)
+        people = [p for p in gallery.people if p != own]
+        if not people:
+            return []
+        remap = {p: i for i, p in enumerate(people)}
+        owners = np.array([remap[n] for n, k in zip(gallery.names, keep, strict=True) if k])
+        index = GalleryIndex.prepare(gallery.matrix[keep], owners, len(people), recognizer.cohort,
+                                     recognizer.rule)
+        found: dict[str, float] = {}
+        for decision in index.decide(recognizer.embed(crops)):
+            if decision.person is not None:
+                person = people[decision.person]
+                found[person] = max(found.get(person, -1.0), decision.raw)
+        return sorted(found.items(), key=lambda t: -t[1])
 
 
 def laplacian_variance(crop: np.ndarray) -> float:

@@ -84,34 +84,195 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-TRAINING_COMMANDS = {
-    # command: (module, add-arguments function, run function, help)
-    "train": ("model.training", "add_train_arguments", "run_train",
-              "train a network on LFW (DevTrain people only)"),
-    "evaluate": ("model.evaluation", "add_evaluate_arguments", "run_evaluate",
-                 "evaluate a model on LFW pairsDevTest and the identification benchmark"),
-    "finetune": ("model.finetune", "add_finetune_arguments", "run_finetune",
-                 "fine-tune the network on the enrolled gallery"),
-}
-
-
 def _add_training_commands(sub: Any, common: argparse.ArgumentParser,
                            argv: Sequence[str] | None) -> None:
-    """Training commands live with the training code, imported only when one is run
-    (importing it loads TensorFlow, which every other command can do without)."""
-    import importlib
-
+    """Training commands import TensorFlow and the training code only when one is run
+    (every other command can do without)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    for command, (module_name, add_name, run_name, help_text) in TRAINING_COMMANDS.items():
+    commands = {
+        "distill": (_distill_arguments, _cmd_distill,
+                    "train our network by distilling the teacher on LFW DevTrain (training extras)"),
+        "train": (_train_arguments, _cmd_train, "train a baseline network (compact, koch) on LFW DevTrain"),
+        "evaluate": (_evaluate_arguments, _cmd_evaluate,
+                     "figures on LFW DevTest, clean and under a shifted camera, with the app's rule"),
+        "finetune": (_finetune_arguments, _cmd_finetune, "fine-tune the network on the enrolled gallery"),
+    }
+    for command, (add_arguments, handler, help_text) in commands.items():
         p = sub.add_parser(command, parents=[common], help=help_text, conflict_handler="resolve")
         if command not in words:
             continue
         from model.runtime import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-        module = importlib.import_module(module_name)
-        getattr(module, add_name)(p)
-        p.set_defaults(handler=getattr(module, run_name))
+        add_arguments(p)
+        p.set_defaults(handler=handler)
+
+
+# ----- training commands ---------------------------------------------------------------
+
+def _distill_arguments(parser: argparse.ArgumentParser) -> None:
+    from model.learning.distill import DistillConfig
+
+    d = DistillConfig()
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where to save the .keras (default: <data>/models/student-lfw.keras)")
+    parser.add_argument("--time-budget", type=float, default=d.time_budget_s, metavar="SECONDS",
+                        help="training wall-clock time; the learning rate anneals over it")
+    parser.add_argument("--input-size", type=int, default=d.input_size)
+    parser.add_argument("--width", type=int, default=d.width)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="resume/checkpoint folder (default: <cache>/checkpoints/distill)")
+    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: setting)")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the DevTest figures")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from model.learning import lfw
+    from model.learning.distill import DistillConfig, distill_model
+    from model.learning.teacher import teacher_available
+
+    if not teacher_available():
+        raise UserError("the teacher is not installed: pip install -r requirements-train.txt "
+                        "(then pip install --no-deps face-recognition==1.3.0), or run make test once.")
+    if not lfw.lfw_available(args.lfw):
+        raise UserError(f"LFW not found in {args.lfw or lfw.lfw_dir()} (set FACEATT_LFW_DIR).")
+    config = DistillConfig(input_size=args.input_size, width=args.width, batch_size=args.batch_size,
+                           time_budget_s=args.time_budget, seed=args.seed)
+    output = args.output or get_settings().models_dir / "student-lfw.keras"
+    result = distill_model(config, output, lfw_root=args.lfw, evaluate=not args.no_evaluate,
+                           checkpoint_dir=args.checkpoint_dir or lfw.cache_dir() / "checkpoints" / "distill",
+                           progress=lambda message: print(message, flush=True))
+    print(json.dumps({"model": str(result.model_path), "match_rule": result.card["match_rule"],
+                      "figures": result.card.get("figures", {})}, indent=2))
+    return EXIT_OK
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from model.learning.training import TrainConfig
+    from model.network import ARCHITECTURES
+
+    defaults = TrainConfig()
+    parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where to save the .keras (default: <data>/models/<arch>-lfw.keras)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 128 (compact), 16 (koch)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="default 2e-3 (compact, AdamW, cosine), 1e-4 (koch, Adam)")
+    parser.add_argument("--width", type=int, default=defaults.width)
+    parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--margin", type=float, default=defaults.margin)
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop training after this many seconds (checked every step)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="resume/checkpoint folder (default: <cache>/checkpoints/<arch>)")
+    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: setting)")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the DevTest figures")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from model.learning import lfw
+    from model.learning.training import TrainConfig, TrainProgress, train_model
+
+    koch = args.architecture == "koch"
+    config = TrainConfig(
+        architecture=args.architecture, epochs=args.epochs,
+        batch_size=args.batch_size or (16 if koch else 128),
+        learning_rate=args.learning_rate or (1e-4 if koch else 2e-3),
+        width=args.width, input_size=args.input_size, margin=args.margin,
+        time_budget_s=args.time_budget, seed=args.seed)
+    output = args.output or get_settings().models_dir / f"{args.architecture}-lfw.keras"
+    checkpoints = args.checkpoint_dir or lfw.cache_dir() / "checkpoints" / args.architecture
+
+    def show(event: TrainProgress) -> None:
+        print(f"[{event.stage}] {event.message}", flush=True)
+
+    result = train_model(config, output, lfw_root=args.lfw, checkpoint_dir=checkpoints,
+                         progress=show, evaluate=not args.no_evaluate)
+    print(json.dumps({"model": str(result.model_path), "seconds": round(result.seconds, 1),
+                      "match_rule": result.card.get("match_rule"),
+                      "figures": result.card.get("figures", {})}, indent=2))
+    return EXIT_OK
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: setting)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--draws", type=int, default=10, help="random draws of the 30x5 variant")
+    parser.add_argument("--clean-only", action="store_true", help="skip the shifted-camera figures")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from model.learning import evaluation, lfw
+    from model.recognizer import load_recognizer
+
+    if not lfw.lfw_available(args.lfw):
+        raise UserError(f"LFW not found in {args.lfw or lfw.lfw_dir()} (set FACEATT_LFW_DIR).")
+    recognizer = load_recognizer(args.model)
+    result = evaluation.evaluate_recognizer(recognizer, lfw_root=args.lfw, draws_30=args.draws,
+                                            shifted=not args.clean_only,
+                                            progress=None if args.json else print)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return EXIT_OK
+    rule = recognizer.rule
+    print(f"model: {result.model}")
+    print(f"rule (chosen on held-out LFW DevTrain people): name at normalised score >= "
+          f"{rule.name_threshold:.2f} (or the gallery's adaptive threshold), margin {rule.margin:.2f}; "
+          f"1:1 same person at >= {rule.pair_threshold:.2f}")
+    for label, c in (("clean", result.clean), ("shifted camera", result.shifted)):
+        if c is None:
+            continue
+        p = c.pairs_devtest
+        print(f"[{label}] pairsDevTest ({p.pairs} pairs): accuracy {p.accuracy:.3f} at the rule's pair "
+              f"threshold; AUC {p.auc:.3f} (raw cosine {p.raw_auc:.3f}); TAR@FAR=1e-2 "
+              f"{p.tar_at_far_1e_2:.3f}; TAR@FAR=1e-3 {p.tar_at_far_1e_3:.3f}")
+        for name, r in (("93x5", c.identification_93x5),
+                        (f"30x5 (mean of {c.identification_30x5.draws} classes)", c.identification_30x5)):
+            print(f"[{label}] identification {name}: named correctly {r.named:.3f}, wrong name "
+                  f"{r.wrong_name:.3f}, ranked first {r.ranked_first:.3f} ({r.queries} queries); "
+                  f"strangers accepted {r.false_accept_rate:.3f} of {r.impostors}")
+    return EXIT_OK
+
+
+def _finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", type=Path, default=None,
+                        help="model to start from (default: the active model)")
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="where versions are saved (default: <data>/models)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--held-out", type=float, default=0.3,
+                        help="share of each person's crops held out for the check")
+    parser.add_argument("--lfw-benchmark", action="store_true",
+                        help="instead: measure before/after on 30-person LFW draws")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from model.learning.finetune import FinetuneProgress, finetune_gallery, lfw_finetune_benchmark
+
+    settings = get_settings()
+    if args.lfw_benchmark:
+        base = args.base or settings.base_model_path
+        print(json.dumps(lfw_finetune_benchmark(base, progress=print), indent=2))
+        return EXIT_OK
+
+    def show(event: FinetuneProgress) -> None:
+        print(f"[{event.stage}] {event.message}", flush=True)
+
+    result = finetune_gallery(settings.gallery_dir, args.base, args.models_dir, progress=show,
+                              held_out_fraction=args.held_out, epochs=args.epochs,
+                              learning_rate=args.learning_rate)
+    print(result.message)
+    if result.before and result.after:
+        print(f"held-out pair accuracy {result.before.pair_accuracy:.3f} -> "
+              f"{result.after.pair_accuracy:.3f}; identification "
+              f"{result.before.identification:.3f} -> {result.after.identification:.3f}; "
+              f"{result.seconds:.0f} s")
+    return EXIT_OK if result.before is not None else EXIT_USER
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -151,7 +312,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
             total = engine.gallery.person(report.name).image_count
             print(f"enrolled {report.name}: {len(report.saved)} photo(s) saved, {total} in all")
         for other, score in report.similar_to:
-            print(f"warning: these photos already match {other} (score {score:.2f}); "
+            print(f"warning: these photos would be named {other} (similarity {score:.3f}); "
                   "check this is not the same person enrolled twice", file=sys.stderr)
     if not report.saved:
         raise UserError(f"nothing was stored for {report.name}: no photo had exactly one usable face.")
@@ -177,15 +338,17 @@ def _cmd_identify(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
             continue
         if args.json:
-            faces = [{"box": list(m.box), "name": m.name, "score": round(m.score, 4),
+            faces = [{"box": list(m.box), "name": m.name, "score": round(m.score, 6),
+                      "normalised": round(m.normalised, 3), "threshold": round(m.threshold, 3),
+                      "reason": m.reason or None,
                       "candidates": [[n, s] for n, s in m.candidates]} for m in matches]
             print(json.dumps({"image": photo, "faces": faces}, ensure_ascii=False), flush=True)
         else:
             if not matches:
                 print(f"{photo}: no face found")
             for m in matches:
-                who = m.name if m.name is not None else "unknown"
-                print(f"{photo}: {who} (score {m.score:.2f}, box {m.box})")
+                print(f"{photo}: {m.explanation} (cosine {m.score:.4f}, normalised {m.normalised:.2f}, "
+                      f"needs {m.threshold:.2f}; box {m.box})")
     return EXIT_USER if failed else EXIT_OK
 
 
@@ -199,11 +362,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     else:
         result = engine.verify_faces(args.photos[0], args.photos[1])
     if args.json:
-        print(json.dumps({"same": result.same, "score": round(result.score, 4),
-                          "threshold": round(result.threshold, 4)}))
+        print(json.dumps({"same": result.same, "score": round(result.score, 6),
+                          "normalised": round(result.normalised, 3),
+                          "threshold": round(result.threshold, 3)}))
     else:
         verdict = "same person" if result.same else "different people"
-        print(f"{verdict} (score {result.score:.2f}, threshold {result.threshold:.2f})")
+        print(f"{verdict} (cosine {result.score:.4f}; normalised {result.normalised:.2f}, "
+              f"needs {result.threshold:.2f})")
     return EXIT_OK
 
 
@@ -230,8 +395,8 @@ def _cmd_people(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    from model.finetune import forget_person_models
     from model.gallery import Gallery
+    from model.learning.finetune import forget_person_models
 
     settings = get_settings()
     gallery = Gallery(settings.gallery_dir)

@@ -185,6 +185,76 @@ class CosFaceLogits(layers.Layer):
                 "scale": self.scale, "margin": self.margin}
 
 
+@keras.saving.register_keras_serializable(package="faceatt")
+class CosineSimilarity(layers.Layer):
+    """Cosine of two (unit) embeddings, ``[n, 1]``: the unsquashed Siamese score."""
+
+    def call(self, a: Any, b: Any) -> Any:
+        return ops.sum(a * b, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, a_shape: Any, b_shape: Any) -> Any:
+        return (a_shape[0], 1)
+
+
+@keras.saving.register_keras_serializable(package="faceatt")
+class Cohort(layers.Layer):
+    """Holds a fixed matrix of cohort embeddings inside the saved model (not trained).
+
+    The cohort (faces of LFW DevTrain people, in the *base* embedding space, before the
+    adapter) is the "other people" that scores are normalised against; keeping it in the
+    ``.keras`` file means it is saved, loaded and deleted with the model as one unit.
+    ``call(x)`` returns ``x`` unchanged (the layer only carries the weight).
+    """
+
+    def __init__(self, size: int = 0, dim: int = 128, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.size = size
+        self.dim = dim
+        self.matrix = self.add_weight(name="matrix", shape=(size, dim), initializer="zeros",
+                                      trainable=False)
+
+    def call(self, x: Any) -> Any:
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "size": self.size, "dim": self.dim}
+
+
+def build_student_embedding(backbone: keras.Model) -> keras.Model:
+    """The distilled embedding: ``L2(adapter(backbone(face)))``, named ``embedding``.
+
+    ``adapter`` is a square linear map that starts as the identity (the base model is
+    exactly the distilled backbone). Fine-tuning on a class trains only the adapter, so
+    the cohort stored in the base space can be mapped into the fine-tuned space.
+    """
+    size = backbone.input_shape[1]
+    dim = int(backbone.outputs[0].shape[-1])
+    face = keras.Input((size, size, 3), name="face")
+    adapter = layers.Dense(dim, use_bias=False, kernel_initializer="identity", name="adapter")
+    outputs = L2Normalize(name="embedding_l2")(adapter(backbone(face)))
+    return keras.Model(face, outputs, name="embedding")
+
+
+def build_cosine_siamese(embedding: keras.Model, cohort: np.ndarray | None = None) -> keras.Model:
+    """Siamese model with a cosine head: ``head = sigmoid(a * cos(e_a, e_b) + b)``.
+
+    The decision scores are the cosine itself (float64 in ``Recognizer``); ``head`` is
+    only the calibrated probability that two faces match. ``cohort`` (``[c, d]``) is
+    carried in the ``cohort`` layer.
+    """
+    size = embedding.input_shape[1]
+    dim = int(embedding.outputs[0].shape[-1])
+    cohort = np.zeros((0, dim), np.float32) if cohort is None else np.asarray(cohort, np.float32)
+    face_a = keras.Input((size, size, 3), name="face_a")
+    face_b = keras.Input((size, size, 3), name="face_b")
+    holder = Cohort(len(cohort), dim, name="cohort")
+    cosine = CosineSimilarity(name="cosine")(holder(embedding(face_a)), embedding(face_b))
+    score = layers.Dense(1, activation="sigmoid", name="head")(cosine)
+    model = keras.Model([face_a, face_b], score, name="siamese")
+    holder.matrix.assign(cohort)
+    return model
+
+
 def build_embedding(architecture: str = DEFAULT_ARCHITECTURE) -> keras.Model:
     """A fresh (untrained) embedding tower named ``embedding`` for ``architecture``."""
     if architecture == "koch":

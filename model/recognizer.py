@@ -1,9 +1,12 @@
-"""The recognizer: a loaded Siamese network, used as an embedder plus a vectorised head.
+"""The recognizer: a loaded Siamese network, used as an embedder plus the one scorer.
 
 The seed design ran the whole pair network once per gallery image. Here the
-tower runs once per *query face*; scoring against the gallery is the same head
-(``sigmoid(w . |q - g| + b)``) evaluated in numpy over cached gallery
-embeddings, which costs microseconds per gallery image.
+tower runs once per *query face*; scores against the gallery are cosines of unit
+embeddings computed in float64 over cached gallery embeddings (microseconds per
+gallery image). Decisions (who is this, same person or not) follow the model's
+open-set rule (``model.core.matching``), normalised against the cohort the model
+carries. Training, evaluation and fine-tuning score through this class too
+(``Recognizer.from_model``), so the formula lives in one place.
 """
 
 from __future__ import annotations
@@ -23,42 +26,32 @@ from typing import Any
 import cv2
 import numpy as np
 
+from model.core.matching import MatchRule, cosine_matrix, pair_score
 from model.errors import ModelError
 from model.runtime import import_tensorflow_quietly
 from model.settings import FACE_CROP_SIZE, Settings, get_settings
 
-#: Threshold used by a network that has never been trained or calibrated.
-UNTRAINED_THRESHOLD = 0.5
 #: Query faces are embedded in batches of at most this many (memory bound).
 EMBED_BATCH = 64
-#: Gallery rows scored per numpy chunk. Small enough that the |q - g| temporary (1 MB)
-#: is reused heap memory and the matrix-vector product stays single-threaded: one big
-#: chunk made 10,000 rows cost 6.7 ms instead of 0.7 ms right after TensorFlow had run
-#: (page faults, and BLAS threads fighting TensorFlow's spinning thread pool).
-SCORE_CHUNK = 2048
 ACTIVE_POINTER = "active.json"
 
 
 @dataclass
 class Recognizer:
-    """An embedding tower and the Siamese head's weights.
+    """An embedding tower, the cohort it normalises against, and its open-set rule.
 
-    threshold: a pair scoring at or above it is called "same person" (1:1 verify).
-        It is chosen on held-out pairs when the model is trained (see the model
-        card); raising it makes the system stricter (fewer false accepts).
-    identification_threshold: the best person's score must reach it for a face to
-        be named (1:N identify); below it the face is "unknown". It is stricter than
-        ``threshold`` because a stranger is compared with every enrolled person and
-        the best of many impostor scores is high; it is calibrated on training
-        people for a false-accept rate of about 5% with a class-sized gallery.
+    rule: the tuned numbers of the decision (``MatchRule``): naming threshold, margin,
+        1:1 pair threshold, all in cohort-normalised units, chosen on held-out LFW
+        DevTrain people when the model was trained (see the model card).
+    cohort: float64 ``[c, d]`` unit embeddings of LFW DevTrain faces in this model's
+        space (empty for a model that carries none).
     version: a short hash of the model file; gallery embedding caches are keyed on it.
     """
 
     embedding_model: Any
-    head_weights: np.ndarray  # [d]
-    head_bias: float
-    threshold: float
-    identification_threshold: float
+    embedding_dim: int
+    rule: MatchRule
+    cohort: np.ndarray
     architecture: str
     input_size: int
     trained: bool
@@ -68,18 +61,20 @@ class Recognizer:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _forward: Callable[[Any], Any] | None = field(default=None, repr=False)
 
-    @property
-    def embedding_dim(self) -> int:
-        return int(self.head_weights.shape[0])
+    @classmethod
+    def from_model(cls, siamese: Any, card: dict[str, Any] | None = None, *, version: str = "in-memory",
+                   path: Path | None = None) -> Recognizer:
+        """A recognizer around an in-memory Siamese model (training, fine-tuning, evaluation)."""
+        return _from_siamese(siamese, card or {}, version=version, path=path)
 
     @property
     def label(self) -> str:
-        """Human-readable name of this model, e.g. 'compact (base, 3f2a...)'."""
+        """Human-readable name of this model, e.g. 'student (base, 3f2a...)'."""
         kind = self.card.get("kind", "base" if self.trained else "untrained")
         return f"{self.architecture} ({kind}, {self.version})"
 
     def embed(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Embeddings of aligned face crops.
+        """Unit-length embeddings of aligned face crops.
 
         faces: uint8 RGB crops, ``[n, H, W, 3]`` or a sequence of ``H x W x 3``
         (any square size; resized to the network's input). Returns float32 ``[n, d]``.
@@ -95,30 +90,28 @@ class Recognizer:
         return np.concatenate(parts, axis=0)
 
     def score(self, query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-        """Siamese head scores of every query against every gallery embedding.
+        """Cosine similarity of every query against every gallery embedding.
 
-        query ``[m, d]`` (or ``[d]``), gallery ``[n, d]`` -> float32 ``[m, n]`` in [0, 1].
+        query ``[m, d]`` (or ``[d]``), gallery ``[n, d]`` -> float64 ``[m, n]`` in [-1, 1].
+        Unsquashed and in float64, so it never saturates and never ties by rounding.
         """
-        q = np.atleast_2d(np.asarray(query, dtype=np.float32))
-        g = np.asarray(gallery, dtype=np.float32)
-        out = np.empty((q.shape[0], g.shape[0]), dtype=np.float32)
-        if g.shape[0] == 0 or q.shape[0] == 0:
-            return out
-        w = self.head_weights
-        for i in range(q.shape[0]):
-            for start in range(0, g.shape[0], SCORE_CHUNK):
-                part = g[start:start + SCORE_CHUNK]
-                logits = np.abs(part - q[i]) @ w + self.head_bias
-                out[i, start:start + len(part)] = logits
-        # Stable sigmoid on the whole block at once.
-        np.negative(out, out=out)
-        np.exp(np.clip(out, -60.0, 60.0), out=out)
-        out += 1.0
-        np.reciprocal(out, out=out)
-        return out
+        q = np.atleast_2d(np.asarray(query))
+        return cosine_matrix(q, np.asarray(gallery).reshape(-1, q.shape[1]))
 
     def score_pair(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Cosine of two embeddings (float)."""
         return float(self.score(a[None, :], b[None, :])[0, 0])
+
+    def verify_pair(self, a: np.ndarray, b: np.ndarray, extra_cohort: np.ndarray | None = None
+                    ) -> tuple[float, float, bool]:
+        """1:1 rule on two embeddings: (cosine, normalised score, same person?).
+
+        ``extra_cohort`` (e.g. the gallery's embeddings) joins the model's cohort.
+        """
+        cohort = self.cohort if extra_cohort is None or len(extra_cohort) == 0 else np.concatenate(
+            [self.cohort, np.asarray(extra_cohort, np.float64)])
+        raw, norm = pair_score(a, b, cohort, self.rule)
+        return raw, norm, norm >= self.rule.pair_threshold and raw >= self.rule.min_cosine
 
     def warm_up(self) -> None:
         """One forward pass so the first real query is not slowed by graph tracing."""
@@ -250,24 +243,34 @@ def _load_file(path: Path) -> Recognizer:
 def _from_siamese(siamese: Any, card: dict[str, Any], version: str, path: Path | None) -> Recognizer:
     try:
         embedding = siamese.get_layer("embedding")
-        kernel, bias = siamese.get_layer("head").get_weights()
     except ValueError as exc:
-        raise ModelError(f"the model has no 'embedding'/'head' layers ({exc}).") from exc
-    size = int(embedding.input_shape[1])
+        raise ModelError(f"the model has no 'embedding' layer ({exc}).") from exc
+    dim = int(embedding.outputs[0].shape[-1])
     return Recognizer(
         embedding_model=embedding,
-        head_weights=np.asarray(kernel, dtype=np.float32).reshape(-1),
-        head_bias=float(np.asarray(bias).reshape(-1)[0]),
-        threshold=float(card.get("threshold", UNTRAINED_THRESHOLD)),
-        identification_threshold=float(card.get("identification_threshold",
-                                                card.get("threshold", UNTRAINED_THRESHOLD))),
+        embedding_dim=dim,
+        rule=MatchRule.from_card(card),
+        cohort=_cohort_of(siamese, embedding, dim),
         architecture=str(card.get("architecture", "compact")),
-        input_size=size,
+        input_size=int(embedding.input_shape[1]),
         trained=bool(card.get("trained", False)),
         version=version,
         path=path,
         card=card,
     )
+
+
+def _cohort_of(siamese: Any, embedding: Any, dim: int) -> np.ndarray:
+    """The model's cohort in its own embedding space: the stored (base-space) cohort
+    passed through the embedding's ``adapter`` when fine-tuning trained one."""
+    try:
+        matrix = np.asarray(siamese.get_layer("cohort").matrix, dtype=np.float32)
+    except ValueError:
+        return np.zeros((0, dim), dtype=np.float64)
+    if matrix.size and any(layer.name == "adapter" for layer in embedding.layers):
+        matrix = np.asarray(embedding.get_layer("adapter")(matrix), dtype=np.float32)
+    matrix = matrix.astype(np.float64)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 @functools.lru_cache(maxsize=2)
@@ -283,8 +286,7 @@ def untrained_recognizer(architecture: str = "compact") -> Recognizer:
 
     keras.utils.set_random_seed(1234)
     siamese = build_siamese(build_embedding(architecture))
-    card = {"architecture": architecture, "trained": False, "kind": "untrained",
-            "threshold": UNTRAINED_THRESHOLD}
+    card = {"architecture": architecture, "trained": False, "kind": "untrained"}
     return _from_siamese(siamese, card, version=f"untrained-{architecture}", path=None)
 
 

@@ -46,9 +46,13 @@ class DetectedFace:
 class Match:
     """What identification says about one face in a photo.
 
-    ``name`` is ``None`` when no enrolled person scored at or above the threshold
-    ("unknown"). ``score`` is the best person's score in [0, 1], higher = more alike.
-    ``candidates`` are the best few people, best first, each ``(name, score)``.
+    ``name`` is ``None`` when the open-set rule names nobody ("unknown").
+    ``score`` is the closest person's cosine similarity (float64, -1..1; 1 = identical
+    embeddings), never squashed, so it does not saturate. ``normalised`` is the score
+    in cohort standard deviations, the number the rule decides on, and ``threshold``
+    the value it had to reach for this gallery. ``closest`` is the nearest enrolled
+    person even when unnamed, and ``reason`` why the face was refused ("" when named).
+    ``candidates`` are the best few people, best first, each ``(name, cosine)``.
     """
 
     box: Box
@@ -56,19 +60,46 @@ class Match:
     score: float
     candidates: tuple[tuple[str, float], ...]
     face: DetectedFace | None = None
+    normalised: float = 0.0
+    threshold: float = 0.0
+    closest: str | None = None
+    reason: str = ""
 
     @property
     def is_known(self) -> bool:
         return self.name is not None
 
+    @property
+    def percent(self) -> int:
+        """The similarity as a 0-100 figure for people (cosine below 0 shows as 0)."""
+        return int(round(100 * min(max(self.score, 0.0), 1.0)))
+
+    @property
+    def explanation(self) -> str:
+        """Why this face was or was not named, in a sentence for a teacher."""
+        if self.name is not None:
+            return f"{self.name}: similarity {self.percent}%"
+        if self.closest is None:
+            return "unknown: " + (self.reason or "no one is enrolled")
+        return f"unknown - closest: {self.closest} ({self.percent}%), but {self.reason}"
+
 
 @dataclass(frozen=True)
 class Verification:
-    """Whether two faces (or a face and an enrolled person) are the same person."""
+    """Whether two faces (or a face and an enrolled person) are the same person.
+
+    ``score``: cosine similarity (float64); ``normalised``: the same in cohort standard
+    deviations, compared with ``threshold`` (also normalised) to decide ``same``.
+    """
 
     same: bool
     score: float
     threshold: float
+    normalised: float = 0.0
+
+    @property
+    def percent(self) -> int:
+        return int(round(100 * min(max(self.score, 0.0), 1.0)))
 
 
 @dataclass(frozen=True)

@@ -140,10 +140,11 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def match_label(match) -> BoxLabel:  # type: ignore[no-untyped-def]
-    """How a ``model.records.Match`` is drawn: name and score, or "unknown"."""
+    """How a ``model.records.Match`` is drawn: name and similarity, or "unknown"."""
     if match.name is None:
-        return BoxLabel(tuple(match.box), f"unknown {match.score:.2f}", COLOUR_UNKNOWN)
-    return BoxLabel(tuple(match.box), f"{match.name} {match.score:.2f}", COLOUR_KNOWN)
+        return BoxLabel(tuple(match.box), f"unknown: {match.reason}" if match.reason else "unknown",
+                        COLOUR_UNKNOWN)
+    return BoxLabel(tuple(match.box), f"{match.name} {match.percent}%", COLOUR_KNOWN)
 
 
 def assessment_label(assessment) -> BoxLabel:  # type: ignore[no-untyped-def]
@@ -160,18 +161,22 @@ def model_summary(recognizer) -> str:  # type: ignore[no-untyped-def]
         return ("an **untrained** network: recognition will be unreliable until a model is "
                 "trained (see the Train page)")
     what = "fine-tuned on this class" if kind == "finetuned" else "the shipped base model"
-    return (f"{what} (`{recognizer.architecture}`, version `{recognizer.version}`, "
-            f"thresholds: {recognizer.identification_threshold:.2f} to name a face, "
-            f"{recognizer.threshold:.2f} for 1:1 verify)")
+    rule = recognizer.rule
+    return (f"{what} (`{recognizer.architecture}`, version `{recognizer.version}`; a face is named "
+            f"only when it stands out from look-alikes by {rule.name_threshold:.1f} cohort standard "
+            f"deviations or more, and {rule.margin:.1f} ahead of the next person)")
 
 
 #: Model-card figures shown on the Home page: (label, section of ``card["figures"]``, key,
 #: format). Sections missing from a card (an untrained network) are skipped.
 CARD_FIGURES = (
-    ("LFW pair accuracy", "pairs_devtest", "accuracy", "{:.1%}"),
-    ("LFW ROC AUC", "pairs_devtest", "auc", "{:.3f}"),
-    ("Class of 30: named correctly", "identification_30x5_strict", "rank1", "{:.1%}"),
-    ("Class of 30: strangers accepted", "identification_30x5_strict", "false_accept_rate", "{:.1%}"),
+    ("LFW pair accuracy", "clean.pairs_devtest", "accuracy", "{:.1%}"),
+    ("LFW ROC AUC", "clean.pairs_devtest", "auc", "{:.3f}"),
+    ("Class of 30: named correctly", "clean.identification_30x5", "named", "{:.1%}"),
+    ("Class of 30: strangers accepted", "clean.identification_30x5", "false_accept_rate", "{:.1%}"),
+    ("Poor camera, class of 30: named", "shifted.identification_30x5", "named", "{:.1%}"),
+    ("Poor camera, class of 30: strangers accepted", "shifted.identification_30x5",
+     "false_accept_rate", "{:.1%}"),
     ("This class, held-out: right person first", "held_out_after", "identification", "{:.1%}"),
 )
 
@@ -185,7 +190,10 @@ def model_figures(card: object) -> dict[str, str]:
     for label, section, key, form in CARD_FIGURES:
         if finetuned and not section.startswith("held_out"):
             label = f"{label} (base model)"
-        value = figures.get(section, {}).get(key) if isinstance(figures.get(section), dict) else None
+        node: object = figures
+        for part in section.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        value = node.get(key) if isinstance(node, dict) else None
         if isinstance(value, (int, float)):
             shown[label] = form.format(value)
     return shown

@@ -79,17 +79,19 @@ def test_enroll_identify_verify_people_remove(tmp_path, photos):
     for line in (lines[0], lines[2]):
         assert set(line) == {"image", "faces"}
         for face in line["faces"]:
-            assert set(face) == {"box", "name", "score", "candidates"}
+            assert set(face) == {"box", "name", "score", "normalised", "threshold", "reason", "candidates"}
             assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
             assert face["candidates"][0][0] == NAME
-            assert face["score"] == face["candidates"][0][1]
+            assert face["score"] == pytest.approx(face["candidates"][0][1], abs=1e-4)
             assert face["name"] in (NAME, None)
+            assert (face["name"] is None) == (face["reason"] is not None)
 
     verified = _run(data, "verify", "--json", str(photos["face"]), str(photos["face"]))
     assert verified.returncode == 0, verified.stderr
     result = json.loads(verified.stdout)
-    assert set(result) == {"same", "score", "threshold"}
-    assert result["same"] == (result["score"] >= result["threshold"])
+    assert set(result) == {"same", "score", "normalised", "threshold"}
+    assert result["same"] == (result["normalised"] >= result["threshold"])
+    assert result["score"] == pytest.approx(1.0, abs=1e-4)  # a photo against itself
 
     people = _run(data, "people", "--json")
     assert people.returncode == 0, people.stderr

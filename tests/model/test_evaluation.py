@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import evaluation
+from model.core.matching import GalleryIndex, MatchRule
+from model.learning import evaluation
 
 
 def _auc_brute_force(scores: np.ndarray, same: np.ndarray) -> float:
@@ -41,43 +42,65 @@ def test_tar_at_far_counts_false_accepts():
     assert evaluation.tar_at_far(scores, same, 0.25) == 1.0     # allows the 0.7 one
 
 
-def test_identification_rank1_and_false_accepts():
-    # Embeddings on a line; score = 1 - distance. Two people, one impostor far away.
-    score = lambda q, g: 1.0 - np.abs(q[:, None, 0] - g[None, :, 0])
-    gallery = np.array([[0.0], [0.05], [1.0], [1.05]])
-    owners = np.array([0, 0, 1, 1])
-    genuine = np.array([[0.02], [0.98], [0.6]])
-    genuine_owner = np.array([0, 1, 0])  # the last query is closer to person 1: a miss
-    impostors = np.array([[3.0], [0.5]])  # the second one is accepted at threshold 0.4
-    result = evaluation.identify(score, 0.4, gallery, owners, genuine, genuine_owner, impostors)
-    assert result.rank1 == pytest.approx(2 / 3)
-    assert result.false_accept_rate == pytest.approx(0.5)
-    assert result.people == 2 and result.enrolled_per_person == 2
+def _people(rng: np.random.Generator, n: int, per: int, dim: int = 16, noise: float = 0.3):
+    centres = rng.normal(size=(n, dim))
+    emb = np.concatenate([c + noise * rng.normal(size=(per, dim)) for c in centres])
+    names = np.repeat(np.array([f"p{i:02d}" for i in range(n)]), per)
+    return emb, names
 
 
-def test_identification_threshold_keeps_false_accepts_near_the_target():
+def test_identification_protocol_counts_named_wrong_and_strangers():
     rng = np.random.default_rng(0)
-    names = np.array([f"p{i}" for i in range(20) for _ in range(6)] + [f"x{i}" for i in range(200)])
-    centres = {n: rng.normal(size=8) for n in sorted(set(names))}  # sorted: set order varies by process
-    emb = np.stack([centres[n] + rng.normal(0, 0.3, 8) for n in names])
-    score = lambda q, g: np.exp(-np.linalg.norm(q[:, None] - g[None], axis=2))
-    t = evaluation.choose_identification_threshold(emb, names, score, far_target=0.1)
-    result = evaluation.identification_benchmark(emb, names, score, t,
-                                                  people=[f"p{i}" for i in range(20)])
-    # Calibration and this measurement enroll different random photos, so the rate lands
-    # near the target, not on it: 200 strangers give a standard error of about 0.02.
-    assert abs(result.false_accept_rate - 0.1) <= 0.03
+    emb, names = _people(rng, 12, 8)
+    strangers, stranger_names = _people(rng, 40, 1)
+    emb = np.concatenate([emb, strangers])
+    names = np.concatenate([names, np.char.add("x", stranger_names)])
+    cohort = rng.normal(size=(200, 16))
+    rule = MatchRule(name_threshold=2.0, margin=0.5)
+    result = evaluation.identification_benchmark(emb, names, cohort, rule,
+                                                 people=[f"p{i:02d}" for i in range(6)], seed=1)
+    assert result.people == 6 and result.enrolled_per_person == 5
+    assert result.queries == 6 * 3 and result.impostors == 6 * 8 + 40
+    assert result.named + result.wrong_name <= 1.0 and result.named <= result.ranked_first
+    assert result.named >= 0.8 and result.false_accept_rate <= 0.1
+    # The same split, decided by hand with the rule, gives the same figures.
+    g, owners, q, q_owner, stranger_rows = evaluation.enroll_split(
+        names, [f"p{i:02d}" for i in range(6)], 5, 1)
+    index = GalleryIndex.prepare(emb[g], owners, 6, cohort, rule)
+    by_hand = np.mean([d.person == o for d, o in zip(index.decide(emb[q]), q_owner, strict=True)])
+    assert result.named == pytest.approx(by_hand)
+
+
+def test_calibrated_rule_keeps_strangers_near_the_target():
+    rng = np.random.default_rng(1)
+    emb, names = _people(rng, 60, 8, noise=0.45)
+    few, few_names = _people(rng, 300, 1, noise=0.45)
+    all_emb = np.concatenate([emb, few])
+    all_names = np.concatenate([names, np.char.add("x", few_names)])
+    cohort = rng.normal(size=(300, 16))
+    rule, record = evaluation.calibrate_rule(all_emb, all_names, cohort, draws=6, far_target=0.03)
+    assert record["false_accepts"] <= 0.03 and record["class_size"] == 30
+    assert rule.margin in evaluation.MARGINS
+    # Fresh people from the same world: strangers stay near the target.
+    test_emb, test_names = _people(rng, 60, 8, noise=0.45)
+    strangers, stranger_names = _people(rng, 300, 1, noise=0.45)
+    result = evaluation.average_results([
+        evaluation.identification_benchmark(
+            np.concatenate([test_emb, strangers]),
+            np.concatenate([test_names, np.char.add("x", stranger_names)]), cohort, rule,
+            people=chosen, seed=d)
+        for d, chosen in enumerate(evaluation.class_draws(sorted(set(test_names)), 30, 4, 9))])
+    assert result.false_accept_rate <= 0.06 and result.named >= 0.5
 
 
 @pytest.mark.slow
 @pytest.mark.lfw
 def test_a_handful_of_lfw_pairs(lfw_dir, tmp_path):
     """Align the photos of 8 DevTest pairs and score them with the shipped model."""
-    import keras
-
-    from model import lfw
+    from model.core.matching import pair_scores
+    from model.learning import lfw
+    from model.recognizer import load_recognizer
     from model.settings import get_settings
-    from model.training import embed_faces, head_scores
 
     base = get_settings().base_model_path
     if not base.is_file():
@@ -91,11 +114,10 @@ def test_a_handful_of_lfw_pairs(lfw_dir, tmp_path):
         people[name] = max(people.get(name, 0), count)
     aligned = lfw.align_lfw(lfw_dir, sorted(people.items()))
     a, b, same = aligned.pair_rows(chosen)
-    siamese = keras.saving.load_model(base, compile=False)
-    embedding = siamese.get_layer("embedding")
-    scores = head_scores(siamese, embed_faces(embedding, aligned.crops[a]),
-                         embed_faces(embedding, aligned.crops[b]))
-    figures = evaluation.pair_figures(scores, same, 0.5)
+    recognizer = load_recognizer(base)
+    _, scores = pair_scores(recognizer.embed(aligned.crops[a]), recognizer.embed(aligned.crops[b]),
+                            recognizer.cohort, recognizer.rule)
+    figures = evaluation.pair_figures(scores, same, recognizer.rule.pair_threshold)
     assert 0.0 <= figures.auc <= 1.0 and figures.pairs == 8
     # The shipped model tells these apart far better than chance.
     assert figures.auc >= 0.75

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from model import finetune
+from model.learning import finetune
 from model.recognizer import finetuned_model_path
 
 pytestmark = pytest.mark.slow
@@ -35,12 +35,16 @@ def _write_gallery(root, people: int = 3, per_person: int = 5, seed: int = 0) ->
 def base_model(tmp_path):
     import keras
 
-    from model import network, training
+    from model import network
+    from model.recognizer import save_recognizer
 
     keras.utils.set_random_seed(0)
-    siamese = network.build_siamese(network.build_compact_embedding(32, 16, 8))
+    embedding = network.build_student_embedding(network.build_compact_backbone(32, 16, 8))
+    cohort = np.random.default_rng(0).normal(size=(30, 16)).astype(np.float32)
+    siamese = network.build_cosine_siamese(embedding, cohort)
     path = tmp_path / "base.keras"
-    training.save_siamese(siamese, path, training.sidecar_for(siamese, "compact", 0.5))
+    save_recognizer(siamese, path, {"architecture": "student", "trained": True, "kind": "base",
+                                    "match_rule": {"name_threshold": 2.5}})
     return path
 
 
@@ -75,12 +79,18 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
         assert result.model_path is not None and result.model_path.parent == models
         assert finetuned_model_path(models) == result.model_path
         meta = json.loads(result.model_path.with_suffix(".json").read_text())
-        assert meta["threshold"] == pytest.approx(result.threshold)
+        assert meta["match_rule"] == {"name_threshold": 2.5}  # never loosened by a class
         assert meta["kind"] == "finetuned" and meta["trained"] is True
         gallery = tmp_path / "gallery"
         people = sorted(p.name for p in gallery.iterdir() if p.is_dir() and not p.name.startswith("."))
         assert meta["training"]["trained_on"] == people
-        assert 0.0 <= meta["identification_threshold"] <= 1.0 + 1e-5
+        # Only the adapter moved, so the recognizer maps the stored cohort into the new space.
+        from model.recognizer import load_recognizer
+
+        tuned, base = load_recognizer(result.model_path), load_recognizer(base_model)
+        assert tuned.cohort.shape == base.cohort.shape
+        adapter = tuned.embedding_model.get_layer("adapter").get_weights()[0]
+        assert not np.allclose(adapter, np.eye(16))
         assert meta["training"]["finetuned_from"] == str(base_model)
         assert result.after.pair_accuracy >= result.before.pair_accuracy
         assert finetune.restore_previous(models) is None  # back to the base model

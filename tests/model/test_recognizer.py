@@ -1,4 +1,5 @@
-"""Scoring: the vectorised head equals the Keras Siamese model; per-person aggregation."""
+"""The recognizer: the one scorer (float64 cosines) equals the Keras Siamese model's cosine,
+the cohort travels inside the model file (through the adapter), saves are atomic."""
 
 from __future__ import annotations
 
@@ -7,61 +8,29 @@ import json
 import numpy as np
 import pytest
 
-from model.api import aggregate_by_person
-
-
-def _brute_force(scores: np.ndarray, person_index: np.ndarray, people: int, top_k: int) -> np.ndarray:
-    out = np.zeros((scores.shape[0], people), dtype=np.float64)
-    for i in range(scores.shape[0]):
-        for p in range(people):
-            mine = sorted((scores[i, j] for j in range(scores.shape[1]) if person_index[j] == p),
-                          reverse=True)[:top_k]
-            out[i, p] = np.mean(mine) if mine else 0.0
-    return out
-
-
-@pytest.mark.parametrize("seed, shuffled", [(0, False), (1, True), (2, False), (3, True)])
-@pytest.mark.parametrize("top_k", [1, 2, 3, 5])
-def test_aggregate_by_person_matches_brute_force(seed, shuffled, top_k):
-    rng = np.random.default_rng(seed)
-    people = int(rng.integers(1, 12))
-    counts = rng.integers(1, 7, size=people)  # some people with a single image
-    person_index = np.repeat(np.arange(people), counts).astype(np.int32)
-    if shuffled:
-        rng.shuffle(person_index)
-    scores = rng.random((int(rng.integers(1, 5)), len(person_index))).astype(np.float32)
-    got = aggregate_by_person(scores, person_index, people, top_k)
-    assert got.shape == (scores.shape[0], people) and got.dtype == np.float32
-    np.testing.assert_allclose(got, _brute_force(scores, person_index, people, top_k), atol=1e-6)
-
-
-def test_aggregate_by_person_empty_and_ties():
-    assert aggregate_by_person(np.zeros((2, 0), np.float32), np.zeros(0, np.int32), 0, 2).shape == (2, 0)
-    scores = np.array([[0.5, 0.5, 0.5, 0.9]], dtype=np.float32)
-    got = aggregate_by_person(scores, np.array([0, 0, 0, 1], np.int32), 2, 2)
-    np.testing.assert_allclose(got, [[0.5, 0.9]])
-
-
 # ----- the real network (slow: TensorFlow) ------------------------------------------
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    """A fresh compact Siamese model with a non-trivial head, saved and reloaded."""
+    """A small student Siamese model (cosine head, a cohort, a non-identity adapter), saved
+    and reloaded."""
     import keras
 
-    from model.network import build_embedding, build_siamese
+    from model.network import build_compact_backbone, build_cosine_siamese, build_student_embedding
     from model.recognizer import load_recognizer, save_recognizer
 
     keras.utils.set_random_seed(7)
-    siamese = build_siamese(build_embedding("compact"))
-    head = siamese.get_layer("head")
-    kernel, _ = head.get_weights()
+    embedding = build_student_embedding(build_compact_backbone(48, 16, 8))
     rng = np.random.default_rng(7)
-    head.set_weights([rng.normal(0, 3.0, kernel.shape).astype(np.float32), np.array([0.8], np.float32)])
+    adapter = embedding.get_layer("adapter")
+    adapter.set_weights([np.eye(16, dtype=np.float32) + rng.normal(0, 0.3, (16, 16)).astype(np.float32)])
+    cohort = rng.normal(size=(20, 16)).astype(np.float32)
+    siamese = build_cosine_siamese(embedding, cohort)
     path = tmp_path_factory.mktemp("models") / "test.keras"
-    card = {"architecture": "compact", "threshold": 0.61, "trained": True, "kind": "test"}
+    card = {"architecture": "student", "trained": True, "kind": "test",
+            "match_rule": {"name_threshold": 3.5, "margin": 0.7, "pair_threshold": 2.25}}
     save_recognizer(siamese, path, card)
-    return siamese, path, load_recognizer(path)
+    return siamese, path, load_recognizer(path), cohort
 
 
 def _crops(n: int, size: int, seed: int) -> np.ndarray:
@@ -70,28 +39,45 @@ def _crops(n: int, size: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_score_matches_the_keras_siamese_model(saved_model):
-    siamese, _, recognizer = saved_model
+def test_score_is_the_keras_siamese_cosine(saved_model):
+    import keras
+
+    siamese, _, recognizer, _ = saved_model
     size = recognizer.input_size
     a, b = _crops(6, size, 1), _crops(6, size, 2)
     b[0] = a[0]  # one identical pair
-    expected = np.asarray(siamese([a.astype(np.float32), b.astype(np.float32)], training=False))[:, 0]
+    cosine_of = keras.Model(siamese.inputs, siamese.get_layer("cosine").output)
+    expected = np.asarray(cosine_of([a.astype(np.float32), b.astype(np.float32)], training=False))[:, 0]
     got = np.diag(recognizer.score(recognizer.embed(a), recognizer.embed(b)))
-    assert np.ptp(expected) > 1e-3  # the head is not constant, so the comparison means something
+    assert np.ptp(expected) > 1e-3  # not constant, so the comparison means something
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert got[0] == pytest.approx(1.0, abs=1e-5)
     pair = recognizer.score_pair(recognizer.embed(a[:1])[0], recognizer.embed(b[:1])[0])
     assert pair == pytest.approx(float(expected[0]), abs=1e-5)
 
 
 @pytest.mark.slow
+def test_rule_and_cohort_come_from_the_model(saved_model):
+    _, _, recognizer, cohort = saved_model
+    assert recognizer.rule.name_threshold == 3.5 and recognizer.rule.margin == 0.7
+    assert recognizer.rule.pair_threshold == 2.25
+    # The stored cohort is in the base space: the recognizer maps it through the adapter.
+    adapter = recognizer.embedding_model.get_layer("adapter").get_weights()[0]
+    mapped = cohort.astype(np.float64) @ adapter.astype(np.float64)
+    mapped /= np.linalg.norm(mapped, axis=1, keepdims=True)
+    assert recognizer.cohort.shape == (20, 16) and recognizer.cohort.dtype == np.float64
+    np.testing.assert_allclose(recognizer.cohort, mapped, atol=1e-5)
+
+
+@pytest.mark.slow
 def test_score_shape_and_entries(saved_model):
-    _, _, recognizer = saved_model
+    _, _, recognizer, _ = saved_model
     q = recognizer.embed(_crops(3, 112, 3))  # 112 crops are resized to the input size
     g = recognizer.embed(_crops(5, 112, 4))
     assert q.shape == (3, recognizer.embedding_dim) and q.dtype == np.float32
     scores = recognizer.score(q, g)
-    assert scores.shape == (3, 5) and scores.dtype == np.float32
-    assert np.all((scores >= 0) & (scores <= 1))
+    assert scores.shape == (3, 5) and scores.dtype == np.float64
+    assert np.all((scores >= -1 - 1e-9) & (scores <= 1 + 1e-9))
     for i in range(3):
         for j in range(5):
             assert scores[i, j] == pytest.approx(recognizer.score_pair(q[i], g[j]), abs=1e-6)
@@ -105,14 +91,11 @@ def test_score_shape_and_entries(saved_model):
 def test_save_load_round_trip(saved_model):
     from model.recognizer import file_version, load_recognizer, sidecar_path
 
-    siamese, path, recognizer = saved_model
+    siamese, path, recognizer, _ = saved_model
     card = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-    assert card["threshold"] == 0.61 and "saved_at" in card
-    assert recognizer.threshold == 0.61 and recognizer.trained
+    assert card["match_rule"]["name_threshold"] == 3.5 and "saved_at" in card
+    assert recognizer.trained and recognizer.architecture == "student"
     assert recognizer.version == file_version(path) and recognizer.path == path
-    head_kernel, head_bias = siamese.get_layer("head").get_weights()
-    np.testing.assert_array_equal(recognizer.head_weights, head_kernel.reshape(-1))
-    assert recognizer.head_bias == pytest.approx(float(head_bias[0]))
     again = load_recognizer(path)
     crops = _crops(4, recognizer.input_size, 5)
     np.testing.assert_allclose(again.embed(crops), recognizer.embed(crops), atol=1e-6)
@@ -147,7 +130,7 @@ def test_a_crash_while_saving_leaves_the_working_model_intact(saved_model):
     """Training or fine-tuning that dies mid-save must not damage the model in use."""
     from model.recognizer import file_version, load_recognizer, save_recognizer, sidecar_path
 
-    siamese, path, _ = saved_model
+    siamese, path, _, _ = saved_model
     before = (path.read_bytes(), sidecar_path(path).read_bytes())
 
     class Boom(RuntimeError):

@@ -60,13 +60,14 @@ def data_dir(tmp_path, monkeypatch) -> Path:
 def lenient_engine(data_dir):
     """The app's cached engine for this data folder, accepting the best match at any score.
 
-    The untrained network's scores mean nothing, so recognition tests set the
-    threshold to 0: the best enrolled person is then always the answer. What is
-    tested is the page's plumbing, not the network (that is tests/model's job).
+    The untrained network's scores mean nothing, so recognition tests open the rule
+    wide: the best enrolled person is then always the answer. What is tested is the
+    page's plumbing, not the network (that is tests/model's job).
     """
+    from model.core.matching import MatchRule
     from web_app.common import get_engine
 
     engine = get_engine()
-    engine.recognizer.threshold = 0.0
-    engine.recognizer.identification_threshold = 0.0
+    engine.recognizer.rule = MatchRule(name_threshold=-1e9, margin=-1e9, pair_threshold=-1e9,
+                                       min_cosine=-2.0, adapt_to_gallery=False)
     return engine

@@ -4,11 +4,13 @@
 def test_model_figures_reads_the_nested_model_card():
     from web_app.common import model_figures
 
-    card = {"figures": {"pairs_devtest": {"accuracy": 0.863, "auc": 0.93846},
-                        "identification_30x5_strict": {"rank1": 0.5, "false_accept_rate": 0.035}}}
+    card = {"figures": {"clean": {"pairs_devtest": {"accuracy": 0.863, "auc": 0.93846},
+                                  "identification_30x5": {"named": 0.5, "false_accept_rate": 0.035}},
+                        "shifted": {"identification_30x5": {"named": 0.25, "false_accept_rate": 0.01}}}}
     assert model_figures(card) == {
         "LFW pair accuracy": "86.3%", "LFW ROC AUC": "0.938",
-        "Class of 30: named correctly": "50.0%", "Class of 30: strangers accepted": "3.5%"}
+        "Class of 30: named correctly": "50.0%", "Class of 30: strangers accepted": "3.5%",
+        "Poor camera, class of 30: named": "25.0%", "Poor camera, class of 30: strangers accepted": "1.0%"}
     assert model_figures({}) == {} and model_figures(None) == {}
 
 
@@ -16,7 +18,7 @@ def test_model_figures_of_a_fine_tuned_model_say_which_figures_are_the_base_mode
     from web_app.common import model_figures
 
     card = {"kind": "finetuned",
-            "figures": {"pairs_devtest": {"accuracy": 0.863},
+            "figures": {"clean": {"pairs_devtest": {"accuracy": 0.863}},
                         "held_out_after": {"identification": 0.9}}}
     assert model_figures(card) == {"LFW pair accuracy (base model)": "86.3%",
                                    "This class, held-out: right person first": "90.0%"}

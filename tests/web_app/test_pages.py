@@ -289,8 +289,8 @@ def test_train_runs_in_background_and_rolls_back(data_dir, monkeypatch):
     """The page starts the job, shows progress, then the figures and keep / roll back."""
     import threading
 
-    from model import finetune
     from model.gallery import Gallery
+    from model.learning import finetune
     from model.settings import FACE_CROP_SIZE
 
     crop = np.zeros((FACE_CROP_SIZE, FACE_CROP_SIZE, 3), dtype=np.uint8)

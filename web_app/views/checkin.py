@@ -53,7 +53,8 @@ def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # 
                 continue
             row = book.check_in(session_id, match.name, score=match.score, how=how)
             lines.append((match.name, match.score, row is not None))
-        unknown = sum(m.name is None for m in matches)
+        # Why faces were refused, without naming anyone: this is the kiosk.
+        unknown = [m.reason or "not recognised" for m in matches if m.name is None]
         answers[key] = (draw_boxes(image, [match_label(m) for m in matches]), lines, unknown,
                         len(matches))
     picture, lines, unknown, faces = answers[key]
@@ -62,12 +63,14 @@ def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # 
         st.warning("No face found in this photo.")
     for person, score, fresh in lines:
         if fresh:
-            st.success(f"**{person}** checked in (score {score:.2f}).")
+            st.success(f"**{person}** checked in (similarity {100 * max(score, 0):.0f}%).")
         else:
             st.info(f"{person} was already checked in to this session.")
     if unknown:
-        st.warning(f"{unknown} face{'s' if unknown != 1 else ''} not recognised. Enrolled "
-                   "people can try again; others should see the teacher.")
+        reasons = ", ".join(sorted(set(unknown)))
+        st.warning(f"{len(unknown)} face{'s' if len(unknown) != 1 else ''} not recognised "
+                   f"({reasons}). Enrolled people can try again, facing the camera in good "
+                   "light; others should see the teacher.")
 
 
 def checked_in_table(book, session_id: int) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +144,7 @@ if mode == "Live camera":
             result = processor.results.get_nowait()
             seconds.append(result.seconds)
             for item, waited in zip(result.checked_in, result.waited, strict=True):
-                st.toast(f"✅ {item.name} checked in (score {item.score:.2f}, "
+                st.toast(f"✅ {item.name} checked in (similarity {100 * max(item.score, 0):.0f}%, "
                          f"{waited:.1f} s after their face was first recognised)")
         if seconds:
             st.session_state["checkin_speed"] = sum(seconds) / len(seconds)

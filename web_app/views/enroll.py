@@ -52,7 +52,7 @@ def warn_look_alikes(engine, name: str, crops) -> None:  # type: ignore[no-untyp
     """Warn when the new face already matches someone else (a duplicate or a mix-up)."""
     others = engine.look_alikes(name, crops)
     if others:
-        listed = ", ".join(f"{n} (score {s:.2f})" for n, s in others)
+        listed = ", ".join(f"{n} (similarity {100 * max(s, 0):.0f}%)" for n, s in others)
         st.warning(f"This face already matches **{listed}**. Check that this is not the same "
                    "person enrolled twice; check-ins may mix them up.", icon="⚠️")
 
@@ -183,7 +183,7 @@ else:
             for label, reason in report.rejected:
                 st.error(reason if label in reason else f"{label}: {reason}")
             if report.similar_to:
-                listed = ", ".join(f"{n} (score {s:.2f})" for n, s in report.similar_to)
+                listed = ", ".join(f"{n} (similarity {100 * max(s, 0):.0f}%)" for n, s in report.similar_to)
                 st.warning(f"This face already matches **{listed}**. Check that this is not "
                            "the same person enrolled twice.", icon="⚠️")
         except FaceAttendanceError as error:

@@ -20,12 +20,13 @@ MODES = ("Two photos", "A photo and an enrolled person", "Which photo is the anc
 
 def verdict(result) -> None:  # type: ignore[no-untyped-def]
     if result.same:
-        st.success(f"**Same person** — score {result.score:.3f}, threshold {result.threshold:.3f}.")
+        st.success(f"**Same person** — similarity {result.percent}%.")
     else:
-        st.error(f"**Different people** — score {result.score:.3f}, "
-                 f"threshold {result.threshold:.3f}.")
-    st.caption("Scores run from 0 (unlike) to 1 (alike); at or above the threshold counts as "
-               "the same person.")
+        st.error(f"**Different people** — similarity {result.percent}%, not close enough.")
+    st.caption(f"Similarity is the cosine of the two face embeddings (100% = identical). The "
+               f"decision compares it with how close each face comes to other people (a cohort "
+               f"of look-alikes): this pair stands out by {result.normalised:.1f} standard "
+               f"deviations; {result.threshold:.1f} or more counts as the same person.")
 
 
 st.title("Verify")
@@ -77,25 +78,25 @@ try:
             ranking = engine.rank_candidates(anchor_image, images)
             st.image(engine.aligned_face(anchor_image, label=anchor.name), width=FACE_WIDTH,
                      caption="Anchor (aligned)")
-            threshold = engine.recognizer.threshold
             if not ranking:
                 st.warning("None of the candidate photos shows exactly one face.")
             else:
-                best, best_score = ranking[0]
-                if best_score >= threshold:
+                best, best_score, best_same = ranking[0]
+                if best_same:
                     st.success(f"Most likely the anchor's person: **{candidates[best].name}** "
-                               f"(score {best_score:.3f}).")
+                               f"(similarity {100 * max(best_score, 0):.0f}%).")
                 else:
-                    st.warning("No candidate reaches the threshold "
-                               f"({threshold:.3f}); the best is {candidates[best].name}.")
+                    st.warning("No candidate is close enough to be the same person; the closest "
+                               f"is {candidates[best].name} ({100 * max(best_score, 0):.0f}%).")
             for start in range(0, len(ranking), CANDIDATES_PER_ROW):
                 columns = st.columns(CANDIDATES_PER_ROW)
-                for column, (index, score) in zip(columns,
-                                                  ranking[start:start + CANDIDATES_PER_ROW],
-                                                  strict=False):
+                for column, (index, score, same) in zip(columns,
+                                                        ranking[start:start + CANDIDATES_PER_ROW],
+                                                        strict=False):
                     column.image(engine.aligned_face(images[index]), width=FACE_WIDTH,
                                  caption=f"#{start + columns.index(column) + 1} "
-                                         f"{candidates[index].name}: {score:.3f}")
+                                         f"{candidates[index].name}: {100 * max(score, 0):.0f}%"
+                                         + (" (same person)" if same else ""))
             skipped = len(candidates) - len(ranking)
             if skipped:
                 st.caption(f"{skipped} photo(s) left out: no face or several faces.")
@@ -108,8 +109,9 @@ try:
             st.image(draw_boxes(image, [match_label(m) for m in matches]), width=PREVIEW_WIDTH)
             if not matches:
                 st.warning("No face found in this photo.")
-            rows = [{"Face": i + 1, "Who": m.name or "unknown", "Score": round(m.score, 3),
-                     "Candidates": ", ".join(f"{n} {s:.2f}" for n, s in m.candidates)}
+            rows = [{"Face": i + 1, "Who": m.name or "unknown", "Similarity": f"{m.percent}%",
+                     "Why": m.explanation,
+                     "Candidates": ", ".join(f"{n} {100 * max(s, 0):.0f}%" for n, s in m.candidates)}
                     for i, m in enumerate(matches)]
             if rows:
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

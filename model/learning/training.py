@@ -1,16 +1,13 @@
-"""Training the Siamese networks on LFW DevTrain (identity-disjoint from every test list).
+"""The older training recipes on LFW DevTrain (identity-disjoint from every test list).
 
-Two recipes, one pipeline (same aligned crops, same augmentation, same head and
-threshold choice, same saved format):
+The shipped network is distilled from a teacher (``distill.py``); these two recipes
+train without one, as baselines, and save the same format (cosine Siamese model with a
+cohort, open-set rule calibrated on DevTrain):
 
-- ``compact`` (default): the embedding tower is trained as an identity classifier
-  with a large-margin cosine softmax (CosFace) over every peopleDevTrain identity,
-  then frozen; the Siamese head ``Dense(1, sigmoid)`` on ``|e_a - e_b|`` is fitted on
-  pairs of DevTrain faces; the threshold is the one with the best accuracy on
-  ``pairsDevTrain.txt``.
-- ``koch`` (the seed baseline): the whole Siamese network trained end to end on
-  random pairs with binary cross-entropy, Adam 1e-4, batch 16, for a fixed CPU
-  time budget; then the same threshold choice.
+- ``compact``: the embedding tower is trained as an identity classifier with a
+  large-margin cosine softmax (CosFace) over every peopleDevTrain identity.
+- ``koch`` (the seed design): the whole Siamese network trained end to end on random
+  pairs with binary cross-entropy, Adam 1e-4, batch 16, for a fixed CPU time budget.
 
 Why every DevTrain identity, including the 2,854 with a single photo: what a face
 embedding has to learn is to tell *people* apart, and the number of identities
@@ -24,7 +21,6 @@ arguments resumes at the next epoch. Library code never prints: pass ``progress`
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
@@ -55,13 +51,6 @@ class TrainProgress:
 
 ProgressFn = Callable[[TrainProgress], None]
 
-#: Open-set identification asks more of a threshold than one pair does: a stranger is
-#: compared with every enrolled person, so the pair threshold lets most strangers in.
-#: The sidecar's ``identification_threshold`` keeps false accepts at about this rate
-#: on DevTrain (recorded beside the pair ``threshold``).
-IDENTIFICATION_FAR_TARGET = 0.05
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Knobs of a training run (recorded in the sidecar, so runs are reproducible).
@@ -85,7 +74,6 @@ class TrainConfig:
     embedding_dim: int = 128
     koch_steps_per_epoch: int = 100
     time_budget_s: float | None = None
-    head_pairs_per_person: int = 20
     seed: int = 0
 
     @property
@@ -95,16 +83,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a run produced: the saved path, the DevTrain threshold and its accuracy,
-    per-epoch losses, the wall-clock seconds spent and the sidecar written."""
+    """What a run produced: the saved path, per-epoch losses, the wall-clock seconds
+    spent and the model card written."""
 
     model_path: Path
-    threshold: float
-    devtrain_accuracy: float
     losses: list[float]
-    accuracies: list[float]
     seconds: float
-    sidecar: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- data
@@ -380,54 +365,29 @@ def embed_faces(embedding: Any, crops: np.ndarray, batch_size: int = 256) -> np.
     return np.concatenate(chunks)
 
 
-def _head_matrix(siamese: Any, q: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """[m, n] head probabilities of every ``q`` row against every ``g`` row."""
-    kernel, bias = (np.asarray(w, dtype=np.float64) for w in siamese.get_layer("head").get_weights())
-    out = np.empty((len(q), len(g)), dtype=np.float32)
-    for begin in range(0, len(q), 256):
-        diff = np.abs(q[begin:begin + 256, None, :].astype(np.float64) - g[None, :, :])
-        out[begin:begin + 256] = 1.0 / (1.0 + np.exp(-(diff @ kernel[:, 0] + bias[0])))
-    return out
+def fit_cosine_head(siamese: Any, embeddings: np.ndarray, names: np.ndarray, *, pairs: int = 20000,
+                    seed: int = 0) -> float:
+    """Fit the ``head`` layer, ``sigmoid(a * cos + b)``, by logistic regression on pairs of
+    ``embeddings`` (every same-person pair plus ``pairs`` random ones); returns its loss.
 
-
-def head_scores(siamese: Any, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray:
-    """The siamese head's same-person probability for row-aligned embedding pairs."""
-    kernel, bias = (np.asarray(w, dtype=np.float64) for w in siamese.get_layer("head").get_weights())
-    logits = np.abs(emb_a.astype(np.float64) - emb_b.astype(np.float64)) @ kernel[:, 0] + bias[0]
-    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
-
-
-def fit_head(siamese: Any, embeddings: np.ndarray, labels: np.ndarray, *,
-             pairs_per_person: int = 20, seed: int = 0, epochs: int = 30,
-             uniform: bool = True) -> float:
-    """Fit the ``head`` layer (logistic regression on ``|e_a - e_b|``) on pairs of
-    ``embeddings`` (frozen) grouped by ``labels``; returns its final training loss.
-
-    ``uniform=True`` (default) ties every weight to one value, so the head is a
-    calibrated L1 distance (2 parameters). Measured on pairsDevTest, a free per-dimension
-    head fitted on training identities overfits them (AUC 0.931 against 0.939 for the
-    tied one), because the embedding has already memorised those people.
+    The head is only the calibrated probability shown beside a cosine; decisions use the
+    open-set rule (``model.core.matching``).
     """
-    import keras
-
     rng = np.random.default_rng(seed)
-    n_classes_multi = sum(1 for c in np.unique(labels) if (labels == c).sum() >= 2)
-    a, b, same = _random_pairs(labels, 2 * pairs_per_person * max(n_classes_multi, 1), rng)
-    features = np.abs(embeddings[a] - embeddings[b]).astype(np.float32)
-    dim = features.shape[1]
-    if uniform:
-        alpha, beta, loss = _logistic_1d(features.sum(axis=1).astype(np.float64), same)
-        siamese.get_layer("head").set_weights([np.full((dim, 1), alpha, np.float32),
-                                               np.array([beta], np.float32)])
-        return loss
-    probe = keras.Sequential([keras.Input((dim,)), keras.layers.Dense(1, activation="sigmoid")])
-    # Start from "sum of differences": distances are small for the same person.
-    probe.layers[-1].set_weights([np.full((dim, 1), -10.0 / np.sqrt(dim), np.float32),
-                                  np.array([5.0], np.float32)])
-    probe.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
-    history = probe.fit(features, same, batch_size=256, epochs=epochs, verbose=0, shuffle=True)
-    siamese.get_layer("head").set_weights(probe.layers[-1].get_weights())
-    return float(history.history["loss"][-1])
+    same_a, same_b = [], []
+    for name in np.unique(names):
+        rows = np.flatnonzero(names == name)
+        for i in range(len(rows)):
+            same_a += [rows[i]] * (len(rows) - i - 1)
+            same_b += rows[i + 1:].tolist()
+    a = np.r_[np.array(same_a, np.int64), rng.integers(0, len(names), pairs)]
+    b = np.r_[np.array(same_b, np.int64), rng.integers(0, len(names), pairs)]
+    same = (names[a] == names[b]).astype(np.float64)
+    e = embeddings.astype(np.float64)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    alpha, beta, loss = _logistic_1d(np.sum(e[a] * e[b], axis=1), same)
+    siamese.get_layer("head").set_weights([np.array([[alpha]], np.float32), np.array([beta], np.float32)])
+    return loss
 
 
 def _logistic_1d(x: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float, float]:
@@ -453,26 +413,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
-def save_siamese(siamese: Any, path: str | Path, sidecar: dict[str, Any]) -> None:
-    """Save the siamese model and its JSON sidecar (same stem), both atomically."""
-    save_recognizer(siamese, path, sidecar)
+#: LFW faces (one photo each of this many random people) carried in a model as its cohort.
+COHORT_SIZE = 600
 
 
-def sidecar_for(siamese: Any, architecture: str, threshold: float, *,
-                figures: dict[str, Any] | None = None,
-                training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The sidecar dict of docs/DESIGN.md for ``siamese``."""
-    embedding = siamese.get_layer("embedding")
-    return {
-        "architecture": architecture,
-        "input_size": network.input_size_of(siamese),
-        "embedding_dim": int(embedding.outputs[0].shape[-1]),
-        "threshold": float(threshold),
-        "trained": True,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "figures": figures or {},
-        "training": training or {},
-    }
+def cohort_rows(names: np.ndarray, size: int = COHORT_SIZE, seed: int = 0) -> np.ndarray:
+    """One random row each of ``size`` random people among ``names``."""
+    rng = np.random.default_rng(seed)
+    people = np.unique(names)
+    chosen = rng.choice(people, min(size, len(people)), replace=False)
+    return np.array([int(rng.choice(np.flatnonzero(names == p))) for p in chosen], dtype=np.int64)
 
 
 # ------------------------------------------------------------------ the run
@@ -480,9 +430,15 @@ def sidecar_for(siamese: Any, architecture: str, threshold: float, *,
 def train_model(config: TrainConfig, output: str | Path, *, lfw_root: str | Path | None = None,
                 checkpoint_dir: str | Path | None = None, progress: ProgressFn | None = None,
                 evaluate: bool = True) -> TrainResult:
-    """Train ``config.architecture`` on LFW DevTrain, fit the head, choose the threshold on
-    pairsDevTrain, optionally evaluate on DevTest, and save ``output`` (+ ``.json``)."""
-    from model import evaluation, lfw
+    """Train ``config.architecture`` (the older recipes: ``compact`` CosFace, ``koch``) on
+    LFW DevTrain, wrap it in the cosine Siamese model with a cohort, calibrate the open-set
+    rule on DevTrain, optionally evaluate on DevTest, and save ``output`` (+ ``.json``).
+
+    These recipes train on every DevTrain person, so their rule is calibrated on people
+    they have seen (optimistic); the distilled student (``distill``) holds people out.
+    """
+    from model.learning import evaluation, lfw
+    from model.recognizer import Recognizer
 
     report = progress or (lambda event: None)
     report(TrainProgress("data", 0, 1, message="loading aligned LFW crops"))
@@ -492,122 +448,49 @@ def train_model(config: TrainConfig, output: str | Path, *, lfw_root: str | Path
                                             config.min_images_per_class)
     report(TrainProgress("data", 1, 1, message=f"{len(images)} DevTrain photos of "
                                                 f"{len(classes)} people"))
-    train_emb: np.ndarray | None = None
     if config.architecture == "compact":
         backbone, history = train_embedding(images, labels, config,
                                             checkpoint_dir=checkpoint_dir, progress=progress)
-        trained_at = time.monotonic()
-        siamese = network.build_siamese(network.build_compact_embedding(backbone=backbone))
-        report(TrainProgress("head", 0, 1, message="fitting the siamese head"))
-        all_rows = aligned.rows(name for name, _ in people)
-        train_emb = embed_faces(siamese.get_layer("embedding"), aligned.crops[all_rows])
-        all_labels = np.unique(aligned.names[all_rows], return_inverse=True)[1]
-        fit_head(siamese, train_emb, all_labels,
-                 pairs_per_person=config.head_pairs_per_person, seed=config.seed)
-        names_of_rows = aligned.names[all_rows]
+        embedding = network.build_compact_embedding(backbone=backbone)
     elif config.architecture == "koch":
-        siamese, history = train_pairs(images, labels, config,
-                                       checkpoint_dir=checkpoint_dir, progress=progress)
-        trained_at = time.monotonic()
-        train_emb = None
+        pair_model, history = train_pairs(images, labels, config,
+                                          checkpoint_dir=checkpoint_dir, progress=progress)
+        embedding = pair_model.get_layer("embedding")
     else:
         raise ValueError(f"unknown architecture {config.architecture!r}")
-    # Training time across resumed runs (the checkpoint keeps it), plus this run's head fit.
+    trained_at = time.monotonic()
+    report(TrainProgress("threshold", 0, 1, message="cohort, head and open-set rule"))
+    rows = aligned.rows(name for name, _ in people)
+    names = aligned.names[rows]
+    train_emb = embed_faces(embedding, aligned.crops[rows])
+    siamese = network.build_cosine_siamese(embedding, train_emb[cohort_rows(names, seed=config.seed)])
+    fit_cosine_head(siamese, train_emb, names, seed=config.seed)
+    rule, record = evaluation.calibrate_rule(train_emb.astype(np.float64), names,
+                                             Recognizer.from_model(siamese).cohort, seed=config.seed)
     train_seconds = (history.get("seconds") or [0.0])[-1] + (time.monotonic() - trained_at)
-
-    report(TrainProgress("threshold", 0, 1, message="choosing the threshold on pairsDevTrain"))
-    a, b, same = aligned.pair_rows(lfw.pairs_dev_train(lfw_root))
-    embedding = siamese.get_layer("embedding")
-    scores = head_scores(siamese, embed_faces(embedding, aligned.crops[a]),
-                         embed_faces(embedding, aligned.crops[b]))
-    threshold, train_acc = evaluation.best_threshold(scores, same)
-    strict = None
-    if train_emb is not None:
-        strict = evaluation.choose_identification_threshold(
-            train_emb, names_of_rows, lambda q, g: _head_matrix(siamese, q, g),
-            far_target=IDENTIFICATION_FAR_TARGET, seed=config.seed)
-    training = {
-        "data": "LFW peopleDevTrain (deep-funneled), MTCNN + 5-point alignment",
-        "photos": int(len(images)), "identities": len(classes),
-        "threshold_from": "pairsDevTrain.txt (max accuracy)",
-        "pairs_devtrain_accuracy": float(train_acc),
-        "epochs_run": len(history["loss"]), "seconds": round(train_seconds, 1),
-        "loss": [round(v, 5) for v in history["loss"]],
-        "accuracy": [round(v, 5) for v in history["accuracy"]],
-        "config": asdict(config),
+    card: dict[str, Any] = {
+        "architecture": config.architecture,
+        "kind": "base",
+        "trained": True,
+        "input_size": network.input_size_of(siamese),
+        "embedding_dim": int(embedding.outputs[0].shape[-1]),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "score": "cosine of embeddings (float64); decisions on the S-normed score",
+        "match_rule": asdict(rule),
+        "match_rule_from": {**record, "data": "LFW DevTrain people (also the training people)"},
+        "training": {
+            "data": "LFW peopleDevTrain (deep-funneled), MTCNN + 5-point alignment",
+            "photos": int(len(images)), "identities": len(classes),
+            "epochs_run": len(history["loss"]), "seconds": round(train_seconds, 1),
+            "loss": [round(v, 5) for v in history["loss"]],
+            "config": asdict(config),
+        },
     }
-    sidecar = sidecar_for(siamese, config.architecture, threshold, training=training)
-    if strict is not None:
-        sidecar["identification_threshold"] = strict
-        training["identification_threshold_from"] = (
-            f"10 random classes of 30 DevTrain people with >= 6 photos, 5 enrolled each, every other "
-            f"DevTrain photo a stranger: the lowest threshold with false accepts "
-            f"<= {IDENTIFICATION_FAR_TARGET:.0%}")
-    save_siamese(siamese, output, sidecar)
+    save_recognizer(siamese, output, card)
     if evaluate:
         report(TrainProgress("evaluate", 0, 1, message="evaluating on DevTest"))
         figures = evaluation.evaluate_model(output, lfw_root=lfw_root, aligned=aligned)
-        sidecar["figures"] = figures.as_dict()
-        save_siamese(siamese, output, sidecar)
+        card["figures"] = figures.as_dict()
+        save_recognizer(siamese, output, card)
     report(TrainProgress("save", 1, 1, message=f"saved {output}"))
-    return TrainResult(Path(output), float(threshold), float(train_acc), history["loss"],
-                       history["accuracy"], train_seconds, sidecar)
-
-
-# ------------------------------------------------------------------- the CLI
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m model train``."""
-    defaults = TrainConfig()
-    parser.add_argument("--architecture", choices=network.ARCHITECTURES,
-                        default=defaults.architecture)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where to save the .keras (default: <data>/models/<arch>-lfw.keras)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="default 128 (compact), 16 (koch)")
-    parser.add_argument("--learning-rate", type=float, default=None,
-                        help="default 2e-3 (compact, AdamW, cosine), 1e-4 (koch, Adam)")
-    parser.add_argument("--width", type=int, default=defaults.width)
-    parser.add_argument("--input-size", type=int, default=None)
-    parser.add_argument("--margin", type=float, default=defaults.margin)
-    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                        help="stop training after this many seconds (checked every step)")
-    parser.add_argument("--checkpoint-dir", type=Path, default=None,
-                        help="resume/checkpoint folder (default: <cache>/checkpoints/<arch>)")
-    parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: setting)")
-    parser.add_argument("--no-evaluate", action="store_true", help="skip the DevTest figures")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run_train(args: argparse.Namespace) -> int:
-    """``python -m model train``: trains, prints progress, saves; returns an exit code."""
-    from model import lfw
-    from model.settings import get_settings
-
-    koch = args.architecture == "koch"
-    config = TrainConfig(
-        architecture=args.architecture, epochs=args.epochs,
-        batch_size=args.batch_size or (16 if koch else 128),
-        learning_rate=args.learning_rate or (1e-4 if koch else 2e-3),
-        width=args.width, input_size=args.input_size, margin=args.margin,
-        time_budget_s=args.time_budget, seed=args.seed)
-    output = args.output or get_settings().models_dir / f"{args.architecture}-lfw.keras"
-    checkpoints = args.checkpoint_dir or lfw.cache_dir() / "checkpoints" / args.architecture
-
-    def show(event: TrainProgress) -> None:
-        print(f"[{event.stage}] {event.message}", flush=True)
-
-    result = train_model(config, output, lfw_root=args.lfw, checkpoint_dir=checkpoints,
-                         progress=show, evaluate=not args.no_evaluate)
-    print(json.dumps({"model": str(result.model_path), "threshold": result.threshold,
-                      "pairs_devtrain_accuracy": result.devtrain_accuracy,
-                      "seconds": round(result.seconds, 1),
-                      "figures": result.sidecar.get("figures", {})}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m model.training")
-    add_train_arguments(_parser)
-    raise SystemExit(run_train(_parser.parse_args()))
+    return TrainResult(Path(output), history["loss"], train_seconds, card)

@@ -246,7 +246,7 @@ def _print_progress(done: int, total: int, message: str) -> None:
     print(message, flush=True)
 
 
-if __name__ == "__main__":  # python -m model.lfw : build the cache once
+if __name__ == "__main__":  # python -m model.learning.lfw : build the cache once
     t0 = time.monotonic()
     result = load_aligned_lfw(progress=_print_progress)
     print(f"{len(result)} crops, {int(result.fallback.sum())} fallbacks, "

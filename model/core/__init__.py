@@ -1,0 +1,1 @@
+"""Inference core: images, detection, alignment, network, recognizer, matching (imports nothing above it)."""
