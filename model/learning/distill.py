@@ -44,6 +44,12 @@ class DistillConfig:
     time_budget_s: wall-clock seconds of training; the learning rate anneals over it.
     relation_weight, identity_weight: weights of the relational and CosFace terms
         against the cosine regression (weight 1).
+    center_teacher: subtract the mean teacher embedding before normalising the targets.
+        dlib's unit descriptors sit in a narrow cone (the mean has norm 0.91: different
+        people already score 0.83, the same person 0.95), so a student matching raw
+        targets to a cosine of 0.9 has learned little but the cone. Centred, different
+        people score ~0.0 and the same person ~0.7, and the student must learn the
+        differences (pairsDevTest AUC of a half-trained student: 0.919 uncentred).
     """
 
     input_size: int = 96
@@ -58,6 +64,7 @@ class DistillConfig:
     margin: float = 0.30
     scale: float = 30.0
     time_budget_s: float = 3600.0
+    center_teacher: bool = True
     seed: int = 0
 
     # _Checkpoint reads these two names.
@@ -231,15 +238,19 @@ def calibration_people(people: list[tuple[str, int]], seed: int = 0) -> set[str]
     return {str(n) for n in chosen}
 
 
-def distillation_data(aligned: Any, teacher: Any, people: list[tuple[str, int]], held_out: set[str]
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(crops uint8 [n,112,112,3], teacher embeddings float32 [n,128], labels int32 [n]) of
-    the DevTrain photos of everyone not ``held_out``."""
+def distillation_data(aligned: Any, teacher: Any, people: list[tuple[str, int]], held_out: set[str],
+                      center: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crops uint8 [n,112,112,3], teacher targets float32 [n,128], labels int32 [n]) of the
+    DevTrain photos of everyone not ``held_out``. ``center``: targets are the teacher's
+    embeddings minus their mean over these photos, re-normalised (see ``DistillConfig``)."""
     rows = aligned.rows(name for name, _ in people if name not in held_out)
     names = aligned.names[rows]
     labels = np.unique(names, return_inverse=True)[1].astype(np.int32)
-    targets = teacher.lookup(names, aligned.indices[rows]).astype(np.float32)
-    return aligned.crops[rows], targets, labels
+    targets = teacher.lookup(names, aligned.indices[rows]).astype(np.float64)
+    if center:
+        targets = targets - targets.mean(axis=0)
+        targets /= np.maximum(np.linalg.norm(targets, axis=1, keepdims=True), 1e-12)
+    return aligned.crops[rows], targets.astype(np.float32), labels
 
 
 # --------------------------------------------------------------- the model
@@ -320,7 +331,7 @@ def distill_model(config: DistillConfig, output: str | Path, *, lfw_root: str | 
     teacher = teacher if teacher is not None else load_teacher_lfw(
         root, progress=lambda done, total, message: report(message) if done % 1024 < 64 else None)
     held_out = held_out if held_out is not None else calibration_people(people, config.seed)
-    crops, targets, labels = distillation_data(aligned, teacher, people, held_out)
+    crops, targets, labels = distillation_data(aligned, teacher, people, held_out, config.center_teacher)
     report(f"distilling on {len(crops)} DevTrain photos of {int(labels.max()) + 1} people "
            f"({len(held_out)} people held out for calibration)")
     backbone, history = distill_student(crops, targets, labels, config, checkpoint_dir=checkpoint_dir,

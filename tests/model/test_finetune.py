@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from model import recognizer
 from model.learning import finetune
 from model.recognizer import finetuned_model_path
 
@@ -93,7 +94,7 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
         assert not np.allclose(adapter, np.eye(16))
         assert meta["training"]["finetuned_from"] == str(base_model)
         assert result.after.pair_accuracy >= result.before.pair_accuracy
-        assert finetune.restore_previous(models) is None  # back to the base model
+        assert recognizer.restore_previous(models) is None  # back to the base model
         assert finetuned_model_path(models) is None
     else:
         assert result.active_path == base_model and not models.exists()
@@ -120,10 +121,10 @@ def test_deleting_a_person_deletes_the_models_that_learned_from_their_face(tmp_p
     older = fake_model("finetuned-1", ["Ada Lovelace", "Grace Hopper"])
     newer = fake_model("finetuned-2", ["Ada Lovelace", "Grace Hopper", "Zoë O'Brien-Núñez"])
     activate_model(models, newer, previous=older)
-    assert finetune.models_trained_on(models, "zoë o'brien-núñez") == [newer]
-    assert finetune.forget_person_models(models, "Zoë O'Brien-Núñez") == [newer]
+    assert recognizer.models_trained_on(models, "zoë o'brien-núñez") == [newer]
+    assert recognizer.forget_person_models(models, "Zoë O'Brien-Núñez") == [newer]
     assert not newer.exists() and not newer.with_suffix(".json").exists() and older.exists()
     assert finetuned_model_path(models) is None  # back to the shipped base model
-    assert finetune.forget_person_models(models, "Nobody Here") == []
-    assert finetune.forget_person_models(models, "Ada Lovelace") == [older]
+    assert recognizer.forget_person_models(models, "Nobody Here") == []
+    assert recognizer.forget_person_models(models, "Ada Lovelace") == [older]
     assert list(models.glob("*.keras")) == []

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
-from model.learning.finetune import forget_person_models
+from model.recognizer import forget_person_models
 from web_app.common import get_book, get_engine, require_admin
 
 #: Thumbnails per row in the photo strip of the selected person.

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from model.recognizer import restore_previous
 from web_app.common import get_engine, model_summary, require_admin
 from web_app.training_job import TrainingJob
 
@@ -135,7 +136,7 @@ elif snapshot.started_at is not None:
                 st.session_state["train_message"] = "Keeping the fine-tuned model."
                 st.rerun()
             if roll_back.button("Roll back to the previous model"):
-                finetune.restore_previous(settings.models_dir)
+                restore_previous(settings.models_dir)
                 engine.reload_model()
                 job.clear_result()
                 st.session_state["train_message"] = "Rolled back to the previous model."
