@@ -111,7 +111,7 @@ class Recognizer:
         cohort = self.cohort if extra_cohort is None or len(extra_cohort) == 0 else np.concatenate(
             [self.cohort, np.asarray(extra_cohort, np.float64)])
         raw, norm = pair_score(a, b, cohort, self.rule)
-        return raw, norm, norm >= self.rule.pair_threshold and raw >= self.rule.min_cosine
+        return raw, norm, norm >= self.rule.pair_threshold
 
     def warm_up(self) -> None:
         """One forward pass so the first real query is not slowed by graph tracing."""
@@ -174,7 +174,12 @@ def finetuned_model_path(models_dir: str | Path) -> Path | None:
     try:
         name = json.loads(pointer.read_text(encoding="utf-8"))["model"]
         candidate = Path(models_dir) / Path(name).name
+        card = json.loads(sidecar_path(candidate).read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # A model fine-tuned from an older design carries no open-set rule: the shipped base
+    # model (which does) takes over rather than deciding with meaningless numbers.
+    if not isinstance(card, dict) or "match_rule" not in card:
         return None
     return candidate if candidate.is_file() else None
 

@@ -52,8 +52,8 @@ class MatchRule:
     margin: how far (normalised units) the best person must be ahead of the second.
         Raising it refuses more look-alike pairs.
     pair_threshold: normalised score for "same person" in 1:1 verification.
-    min_cosine: a raw floor: below this cosine nothing is a match, however the
-        cohort scores. Guards against a degenerate cohort.
+    min_cosine: a raw floor for naming (1:N): below this cosine nobody is named, however
+        the cohort scores. Guards against a degenerate cohort.
     cohort_top: how many of the closest cohort scores the normalisation uses.
     top_k: a person's score is the mean of their ``top_k`` best photo scores.
     gallery_far: the share of the gallery's own leave-one-person-out impostors the
@@ -179,12 +179,15 @@ class GalleryIndex:
     def prepare(
         cls, matrix: np.ndarray, person_index: np.ndarray, people: int, cohort: np.ndarray, rule: MatchRule
     ) -> GalleryIndex:
-        d = cohort.shape[1] if cohort.ndim == 2 and cohort.size else np.asarray(matrix).shape[-1]
+        matrix = np.asarray(matrix, np.float64)
+        cohort = np.asarray(cohort, np.float64)
+        # The embedding width, from whichever of the two is not empty.
+        d = matrix.shape[-1] if matrix.ndim == 2 and matrix.shape[-1] else cohort.shape[-1]
         index = cls(
-            matrix=_unit(np.asarray(matrix, np.float64).reshape(-1, d)),
+            matrix=_unit(matrix.reshape(-1, d)),
             person_index=np.asarray(person_index, np.int64),
             people=people,
-            cohort=_unit(np.asarray(cohort, np.float64).reshape(-1, d)),
+            cohort=_unit(cohort.reshape(-1, d)),
             rule=rule,
         )
         index._z_statistics()

@@ -115,12 +115,14 @@ def test_deleting_a_person_deletes_the_models_that_learned_from_their_face(tmp_p
     def fake_model(stem: str, people: list[str]) -> Path:
         path = models / f"{stem}.keras"
         path.write_bytes(b"weights")
-        path.with_suffix(".json").write_text(json.dumps({"training": {"trained_on": people}}))
+        path.with_suffix(".json").write_text(json.dumps({"training": {"trained_on": people},
+                                                         "match_rule": {}}))
         return path
 
     older = fake_model("finetuned-1", ["Ada Lovelace", "Grace Hopper"])
     newer = fake_model("finetuned-2", ["Ada Lovelace", "Grace Hopper", "Zoë O'Brien-Núñez"])
     activate_model(models, newer, previous=older)
+    assert finetuned_model_path(models) == newer
     assert recognizer.models_trained_on(models, "zoë o'brien-núñez") == [newer]
     assert recognizer.forget_person_models(models, "Zoë O'Brien-Núñez") == [newer]
     assert not newer.exists() and not newer.with_suffix(".json").exists() and older.exists()
@@ -128,3 +130,16 @@ def test_deleting_a_person_deletes_the_models_that_learned_from_their_face(tmp_p
     assert recognizer.forget_person_models(models, "Nobody Here") == []
     assert recognizer.forget_person_models(models, "Ada Lovelace") == [older]
     assert list(models.glob("*.keras")) == []
+
+
+def test_a_model_fine_tuned_from_an_older_design_is_not_used(tmp_path):
+    """Its card has no open-set rule: the shipped base model takes over."""
+    from model.recognizer import activate_model
+
+    models = tmp_path / "models"
+    models.mkdir()
+    legacy = models / "finetuned-old.keras"
+    legacy.write_bytes(b"weights")
+    legacy.with_suffix(".json").write_text(json.dumps({"threshold": 0.5, "identification_threshold": 0.98}))
+    activate_model(models, legacy)
+    assert finetuned_model_path(models) is None

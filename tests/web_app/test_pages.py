@@ -320,7 +320,7 @@ def test_train_runs_in_background_and_rolls_back(data_dir, monkeypatch):
     reloads = []
     monkeypatch.setattr("model.api.FaceAttendance.reload_model",
                         lambda self, path=None: reloads.append(path))
-    monkeypatch.setattr(finetune, "restore_previous", lambda models_dir: rolled_back.append(1))
+    monkeypatch.setattr("model.recognizer.restore_previous", lambda models_dir: rolled_back.append(1))
     at = open_page("train")
     next(b for b in at.button if b.label == "Start fine-tuning").click()
     at.run()
