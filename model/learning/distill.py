@@ -257,7 +257,7 @@ def distillation_data(aligned: Any, teacher: Any, people: list[tuple[str, int]],
 
 #: LFW DevTrain faces (training people, one photo each) shipped inside the model as the
 #: cohort that scores are normalised against.
-COHORT_SIZE = 600
+COHORT_SIZE = 600  # the same size as training.COHORT_SIZE; drawn among the trained people only
 
 
 def build_distilled_siamese(backbone: Any, aligned: Any, people: list[tuple[str, int]], held_out: set[str],
@@ -269,7 +269,7 @@ def build_distilled_siamese(backbone: Any, aligned: Any, people: list[tuple[str,
     The cohort is one photo each of ``COHORT_SIZE`` random training people; the head
     ``sigmoid(a * cos + b)`` is a logistic fit on held-out pairs.
     """
-    from model.learning.training import _logistic_1d, embed_faces
+    from model.learning.training import embed_faces, fit_cosine_head
 
     embedding = network.build_student_embedding(backbone)
     rng = np.random.default_rng(seed)
@@ -281,17 +281,7 @@ def build_distilled_siamese(backbone: Any, aligned: Any, people: list[tuple[str,
     rows = aligned.rows(sorted(held_out))
     calibration = embed_faces(embedding, aligned.crops[rows])
     names = aligned.names[rows]
-    # Head: logistic regression of "same person" on the cosine, on held-out pairs.
-    a = rng.integers(0, len(rows), 20000)
-    b = rng.integers(0, len(rows), 20000)
-    same_rows = [(i, j) for name in np.unique(names) for i in np.flatnonzero(names == name)
-                 for j in np.flatnonzero(names == name) if i < j]
-    sa = np.array([i for i, _ in same_rows] + a.tolist())
-    sb = np.array([j for _, j in same_rows] + b.tolist())
-    same = (names[sa] == names[sb]).astype(np.float64)
-    cos = np.sum(calibration[sa].astype(np.float64) * calibration[sb], axis=1)
-    alpha, beta, _ = _logistic_1d(cos, same)
-    siamese.get_layer("head").set_weights([np.array([[alpha]], np.float32), np.array([beta], np.float32)])
+    fit_cosine_head(siamese, calibration, names, seed=seed)  # on held-out pairs
     return siamese, calibration, names
 
 

@@ -219,7 +219,7 @@ def _split_model(siamese: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Any]
         raise ModelError("This model has no adapter layer to fine-tune (an older design); "
                          "use the shipped base model.")
     adapter = embedding.get_layer("adapter")
-    frozen = keras.Model(embedding.inputs, adapter.input)
+    frozen = keras.Model(embedding.inputs[0], adapter.input)
     features = keras.Input((int(adapter.input.shape[-1]),))
     upper = keras.Model(features, L2Normalize()(adapter(features)))
     return (lambda x: np.asarray(frozen(x, training=False))), upper
