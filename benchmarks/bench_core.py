@@ -174,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import_tensorflow_quietly()
     from model.recognizer import load_recognizer
-    from model.settings import get_settings
 
     recognizer = load_recognizer()
     recognizer.warm_up()
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                                "trained": recognizer.trained}
     figures.update(bench_detection(args.repeats))
     figures.update(bench_embedding(recognizer, args.repeats))
-    figures.update(bench_identification(recognizer, args.repeats, get_settings().top_k_per_person))
+    figures.update(bench_identification(recognizer, args.repeats, recognizer.rule.top_k))
     worst = figures["identification"][-1]
     figures["target_ms"] = TARGET_MS
     figures["meets_target"] = worst["rule_ms"] < TARGET_MS

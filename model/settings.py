@@ -48,10 +48,6 @@ class Settings:
     #: MTCNN's cost grows with the area and a face in a 4000-pixel photo is no
     #: better found than at 1280.
     max_detection_side: int = 1280
-    #: How many of a person's best-matching images are averaged into their score.
-    #: 1 = best single image (most lenient); higher is smoother but punishes a
-    #: person whose enrollment photos vary.
-    top_k_per_person: int = 2
     #: Number of candidates reported per face.
     max_candidates: int = 3
 
