@@ -10,7 +10,7 @@ def test_model_figures_reads_the_nested_model_card():
     assert model_figures(card) == {
         "LFW pair accuracy": "86.3%", "LFW ROC AUC": "0.938",
         "Class of 30: named correctly": "50.0%", "Class of 30: strangers accepted": "3.5%",
-        "Poor camera, class of 30: named": "25.0%", "Poor camera, class of 30: strangers accepted": "1.0%"}
+        "Poor camera: named": "25.0%", "Poor camera: strangers": "1.0%"}
     assert model_figures({}) == {} and model_figures(None) == {}
 
 

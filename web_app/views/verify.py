@@ -24,9 +24,9 @@ def verdict(result) -> None:  # type: ignore[no-untyped-def]
     else:
         st.error(f"**Different people** — similarity {result.percent}%, not close enough.")
     st.caption(f"Similarity is the cosine of the two face embeddings (100% = identical). The "
-               f"decision compares it with how close each face comes to other people (a cohort "
-               f"of look-alikes): this pair stands out by {result.normalised:.1f} standard "
-               f"deviations; {result.threshold:.1f} or more counts as the same person.")
+               f"decision compares it with how close each face comes to its look-alikes among "
+               f"other people: this pair is {result.normalised:+.1f} standard deviations from "
+               f"them, and the threshold for the same person is {result.threshold:+.1f}.")
 
 
 st.title("Verify")
