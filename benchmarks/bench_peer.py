@@ -69,7 +69,7 @@ def _peer_figures(
     people, counts = np.unique(names, return_counts=True)
     many = sorted(people[counts >= 6].tolist())
 
-    def run(chosen: list[str], s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def run(chosen: list[str], s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         g, owners, q, q_owner, strangers = ev.enroll_split(names, chosen, 5, s)
 
         def nearest(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +79,7 @@ def _peer_figures(
 
         who, dq = nearest(emb[q])
         _, ds = nearest(emb[strangers])
-        return who == q_owner, dq, ds, np.ones(len(q), bool)
+        return who == q_owner, dq, ds
 
     classes = ev.class_draws(many, min(30, len(many)), draws, seed)
     runs30 = [run(c, seed + d) for d, c in enumerate(classes)]
@@ -88,8 +88,8 @@ def _peer_figures(
         strangers = np.concatenate([r[2] for r in runs30])
         tolerance = float(np.quantile(strangers, 0.02))
 
-    def figures(r: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> tuple[float, float]:
-        right, dq, ds, _ = r
+    def figures(r: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[float, float]:
+        right, dq, ds = r
         return float(np.mean(right & (dq <= tolerance))), float(np.mean(ds <= tolerance))
 
     named30, far30 = np.mean([figures(r) for r in runs30], axis=0)

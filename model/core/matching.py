@@ -140,7 +140,7 @@ class Decision:
 
     person: index of the named person (into the gallery's ``people``), or None.
     best: index of the closest person (named or not), None for an empty gallery.
-    raw: float64 cosine of the closest person (top-k mean); second_raw likewise.
+    raw: float64 cosine of the closest person (top-k mean).
     normalised: S-normed score of the closest person; second: of the runner-up.
     threshold: the naming threshold in force for this gallery (normalised units).
     reason: why a face was refused ("" when named): "no one is enrolled",
@@ -308,21 +308,20 @@ class GalleryIndex:
 
 
 def pair_score(a: np.ndarray, b: np.ndarray, cohort: np.ndarray, rule: MatchRule) -> tuple[float, float]:
-    """1:1: (raw cosine, S-normed score) of two embeddings against the cohort.
-
-    Symmetric: each face's cohort statistics normalise the pair's cosine, and the two
-    halves are averaged.
-    """
-    raw = float(cosine_matrix(a, b)[0, 0])
-    stats = [_top_stats(cosine_matrix(x, cohort), rule.cohort_top) for x in (a, b)]
-    norm = float(np.mean([(raw - m[0]) / s[0] for m, s in stats]))
-    return raw, norm
+    """1:1: (raw cosine, S-normed score) of two embeddings against the cohort (``pair_scores``
+    for one pair)."""
+    raw, norm = pair_scores(np.atleast_2d(a), np.atleast_2d(b), cohort, rule)
+    return float(raw[0]), float(norm[0])
 
 
 def pair_scores(
     a: np.ndarray, b: np.ndarray, cohort: np.ndarray, rule: MatchRule
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row-aligned pairs ``a[i]`` vs ``b[i]``: (raw cosines, S-normed scores), float64 ``[n]``."""
+    """Row-aligned pairs ``a[i]`` vs ``b[i]``: (raw cosines, S-normed scores), float64 ``[n]``.
+
+    Symmetric: each face's cohort statistics normalise the pair's cosine, and the two
+    halves are averaged.
+    """
     a64 = _unit(np.asarray(a, np.float64))
     b64 = _unit(np.asarray(b, np.float64))
     raw = np.sum(a64 * b64, axis=1)

@@ -255,9 +255,6 @@ def distillation_data(aligned: Any, teacher: Any, people: list[tuple[str, int]],
 
 # --------------------------------------------------------------- the model
 
-#: LFW DevTrain faces (training people, one photo each) shipped inside the model as the
-#: cohort that scores are normalised against.
-COHORT_SIZE = 600  # the same size as training.COHORT_SIZE; drawn among the trained people only
 
 
 def build_distilled_siamese(backbone: Any, aligned: Any, people: list[tuple[str, int]], held_out: set[str],
@@ -269,7 +266,7 @@ def build_distilled_siamese(backbone: Any, aligned: Any, people: list[tuple[str,
     The cohort is one photo each of ``COHORT_SIZE`` random training people; the head
     ``sigmoid(a * cos + b)`` is a logistic fit on held-out pairs.
     """
-    from model.learning.training import embed_faces, fit_cosine_head
+    from model.learning.training import COHORT_SIZE, embed_faces, fit_cosine_head
 
     embedding = network.build_student_embedding(backbone)
     rng = np.random.default_rng(seed)
