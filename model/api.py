@@ -13,11 +13,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from model.alignment import align_face
+from model.core import registry
 from model.core.matching import GalleryIndex
 from model.detection import FaceDetector, load_detector
 from model.errors import (
@@ -66,6 +68,56 @@ class EnrollmentReport:
     similar_to: list[tuple[str, float]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PersonRemoval:
+    """What removing a person deleted: photos, fine-tuned models, attendance rows."""
+
+    name: str
+    person_id: str
+    photos: int
+    models: list[Path] = field(default_factory=list)
+    attendance_rows: int = 0
+
+
+class AttendanceRecords(Protocol):
+    """What removal needs of an attendance book (``model.attendance.AttendanceBook``)."""
+
+    def forget_person(self, person: str) -> int: ...
+
+
+def remove_person(gallery: Gallery, models_dir: Path, name: str, *,
+                  forget_attendance: AttendanceRecords | None = None) -> PersonRemoval:
+    """Delete a person completely: their folder and photos, every cached embedding, every
+    fine-tuned model that learned from their photos (found by their stable id, so a
+    rename does not hide one), and, with ``forget_attendance``, their attendance rows.
+    A crash part-way is finished by the next start-up (``recover_after_crash``).
+    Raises ``UnknownPersonError`` when nobody has that name. The CLI and the People page
+    both come here; ``FaceAttendance.remove_person`` also reloads the network."""
+    removal = gallery.remove_person(name, forget_attendance=forget_attendance is not None)
+    models = registry.forget_person_models(models_dir, removal.person_id, [removal.name])
+    rows = forget_attendance.forget_person(removal.name) if forget_attendance is not None else 0
+    gallery.finish_removal(removal)
+    return PersonRemoval(name=removal.name, person_id=removal.person_id, photos=removal.photos,
+                         models=models, attendance_rows=rows)
+
+
+def recover_after_crash(settings: Settings, gallery: Gallery | None = None) -> list[Path]:
+    """Start-up repair (cheap when nothing crashed): finish removals a crash interrupted,
+    roll back unfinished enrollments, sweep hidden temporaries of dead writers, drop
+    card-less older models. Returns what was removed."""
+    from model.attendance import open_attendance
+
+    gallery = gallery or Gallery(settings.gallery_dir)
+    removed: list[Path] = []
+    for removal in gallery.pending_removals():
+        removed += registry.forget_person_models(settings.models_dir, removal.person_id,
+                                                 [removal.name])
+        if removal.forget_attendance:
+            open_attendance(settings.attendance_db).forget_person(removal.name)
+        gallery.finish_removal(removal)
+    return removed + gallery.recover() + registry.sweep(settings.models_dir)
+
+
 class FaceAttendance:
     """Detector + recognizer + gallery. Thread-safe: the app shares one across sessions."""
 
@@ -86,10 +138,12 @@ class FaceAttendance:
         settings = settings or get_settings()
         if gallery_dir is not None:
             settings = settings.with_gallery(gallery_dir)
+        gallery = Gallery(settings.gallery_dir)
+        recover_after_crash(settings, gallery)
         detector = load_detector(min_confidence=settings.min_detection_confidence,
                                  max_side=settings.max_detection_side)
         recognizer = load_recognizer(model_path, settings)
-        return cls(detector, recognizer, Gallery(settings.gallery_dir), settings)
+        return cls(detector, recognizer, gallery, settings)
 
     def warm_up(self) -> None:
         """Trace the detector and network once so the first user does not wait."""
@@ -102,6 +156,18 @@ class FaceAttendance:
         with self._model_lock:
             self.recognizer = recognizer
         return recognizer
+
+    def remove_person(self, name: str, *,
+                      forget_attendance: AttendanceRecords | None = None) -> PersonRemoval:
+        """``remove_person`` on this gallery, then back to the previous network if the
+        active one had learned from this person."""
+        removal = remove_person(self.gallery, self.settings.models_dir, name,
+                                forget_attendance=forget_attendance)
+        if removal.models:
+            self.reload_model()
+        with self._index_lock:
+            self._index = None
+        return removal
 
     # ----- faces ---------------------------------------------------------------------
 

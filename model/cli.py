@@ -78,7 +78,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("remove", parents=[common],
                        help="delete a person: their photos and every cached trace of their face")
     p.add_argument("name")
+    p.add_argument("--forget-attendance", action="store_true",
+                   help="also delete every attendance record of this person")
     p.set_defaults(handler=_cmd_remove)
+
+    p = sub.add_parser("passcode-hash",
+                       help="hash an admin passcode for .streamlit/secrets.toml (asks twice)")
+    p.set_defaults(handler=_cmd_passcode_hash)
 
     _add_training_commands(sub, common, argv)
     return parser
@@ -373,8 +379,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_people(args: argparse.Namespace) -> int:
+    from model.core.registry import active_model_path
     from model.gallery import Gallery
-    from model.recognizer import active_model_path
 
     settings = get_settings()
     people = Gallery(settings.gallery_dir).people()
@@ -395,16 +401,47 @@ def _cmd_people(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
+    from model.api import recover_after_crash, remove_person
+    from model.attendance import open_attendance
+    from model.core.registry import unit_name
     from model.gallery import Gallery
-    from model.recognizer import forget_person_models
 
     settings = get_settings()
     gallery = Gallery(settings.gallery_dir)
-    name = gallery.person(args.name).name
-    gallery.remove_person(name)
-    print(f"removed {name}: every photo and cached embedding of their face was deleted")
-    for model_file in forget_person_models(settings.models_dir, name):
-        print(f"deleted {model_file.name}: it was fine-tuned on their photos")
+    recover_after_crash(settings, gallery)
+    book = open_attendance(settings.attendance_db) if args.forget_attendance else None
+    removal = remove_person(gallery, settings.models_dir, args.name, forget_attendance=book)
+    print(f"removed {removal.name}: {removal.photos} photo(s) and every cached embedding of "
+          "their face were deleted")
+    for model_file in removal.models:
+        print(f"deleted the fine-tuned model {unit_name(model_file)}: it had learned from "
+              "their photos")
+    if args.forget_attendance:
+        print(f"deleted {removal.attendance_rows} attendance record(s)")
+    else:
+        print("their attendance records were kept (add --forget-attendance to delete them)")
+    return EXIT_OK
+
+
+def _cmd_passcode_hash(args: argparse.Namespace) -> int:
+    """Read the passcode (twice from a terminal, else the first line of stdin) and print
+    the ``admin_passcode_hash`` line; the passcode itself is never printed."""
+    from model.access import ENV_ADMIN_PASSCODE_HASH, SECRETS_HASH_KEY, hash_passcode
+
+    if sys.stdin.isatty():
+        import getpass
+
+        code = getpass.getpass("Admin passcode: ")
+        if code != getpass.getpass("The same again: "):
+            raise UserError("the two passcodes differ; nothing was made.")
+    else:
+        code = sys.stdin.readline().rstrip("\r\n")
+    if not code.strip():
+        raise UserError("the passcode is empty; nothing was made.")
+    line = hash_passcode(code)
+    print(f"# put this line in .streamlit/secrets.toml (or set {ENV_ADMIN_PASSCODE_HASH} to the "
+          "quoted value), then restart the app", file=sys.stderr)
+    print(f'{SECRETS_HASH_KEY} = "{line}"')
     return EXIT_OK
 
 

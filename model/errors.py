@@ -45,3 +45,7 @@ class ConsentRequiredError(FaceAttendanceError):
 
 class ModelError(FaceAttendanceError):
     """A model file is missing, corrupt or of the wrong kind."""
+
+
+class LastPhotoError(FaceAttendanceError):
+    """The photo asked to be deleted is the person's last one (delete the person instead)."""

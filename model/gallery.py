@@ -2,10 +2,16 @@
 
 Layout (see data/README.md)::
 
-    <root>/<Person Name>/person.json      display name, enrolment and consent times
+    <root>/<Person Name>/person.json      stable id, display name, enrolment and consent times
     <root>/<Person Name>/<sha1-16>.jpg    aligned 112 x 112 crops, named by content hash
     <root>/.embeddings/<model>.npz        embedding cache of one model version
     <root>/.lock                          writers take an exclusive lock on it
+
+Crash safety: a new person is built in a hidden staging folder and appears by one
+rename, with their photos; photos added to an enrolled person are listed first in a
+hidden journal (``.enrolling-*.json``), so ``recover()`` (run at start-up) can take
+back a half-finished addition. Hidden names (a leading dot) never show in a listing.
+A folder without a single photo is not a person.
 
 Embeddings are cached per model version and keyed by the crop's content hash,
 so a changed or removed image, or a new model, invalidates exactly the right
@@ -20,8 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+import secrets
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -32,16 +37,34 @@ from typing import Protocol
 
 import numpy as np
 
-from model.errors import ConsentRequiredError, NameTakenError, UnknownPersonError
+from model.core import files
+from model.core.files import atomic_write_bytes
+from model.errors import ConsentRequiredError, LastPhotoError, NameTakenError, UnknownPersonError
 from model.images import encode_jpeg, load_image
 from model.naming import name_key, normalize_name
-from model.recognizer import atomic_write_bytes
 from model.records import Person
 
 PERSON_FILE = "person.json"
 CACHE_DIR = ".embeddings"
 LOCK_FILE = ".lock"
 CROP_SUFFIX = ".jpg"
+#: Hidden journal of the photos an unfinished ``add_crops`` was adding to a person.
+JOURNAL_PREFIX = ".enrolling-"
+#: Hidden note that a person is being removed; kept until everything else that held their
+#: face (fine-tuned models, attendance) is deleted too, so a crash is finished at start-up.
+REMOVAL_PREFIX = ".removing-"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A person's removal: their stable id, name and photo count, and the note that stays
+    until ``finish_removal`` (see ``REMOVAL_PREFIX``)."""
+
+    person_id: str
+    name: str
+    photos: int
+    note: Path | None = None
+    forget_attendance: bool = False
 
 
 class Embedder(Protocol):
@@ -80,21 +103,46 @@ class Gallery:
     # ----- reading -------------------------------------------------------------------
 
     def people(self) -> list[Person]:
-        """Enrolled people, sorted by name (case-insensitive). Empty gallery: empty list."""
-        found = [self._read_person(folder) for folder in self._person_folders()]
+        """Enrolled people (folders with at least one photo), sorted by name
+        (case-insensitive). Folders that cannot be read are skipped (see
+        ``unreadable_folders``). Empty gallery: empty list."""
+        found = []
+        for folder in self._person_folders():
+            try:
+                person = self._read_person(folder)
+            except OSError:
+                continue
+            if person.image_count:
+                found.append(person)
         return sorted(found, key=lambda p: name_key(p.name))
+
+    def unreadable_folders(self) -> list[tuple[str, str]]:
+        """(folder name, why) for each folder in the gallery that cannot be read as a person,
+        so a page can say so and carry on."""
+        problems = []
+        for folder in self._person_folders():
+            try:
+                _list_crops(folder)
+            except OSError as exc:
+                problems.append((folder.name, f"cannot be read ({exc.strerror or exc})"))
+        return problems
 
     def person(self, name: str) -> Person:
         return self._read_person(self._folder_of(name))
 
+    def person_ids(self) -> dict[str, str]:
+        """Every person folder's name -> its stable id."""
+        return {folder.name: _person_id(folder, self._read_info(folder))
+                for folder in self._person_folders()}
+
     def find_person(self, name: str) -> str | None:
-        """The enrolled name matching ``name`` ignoring case, or None."""
-        try:
-            key = name_key(normalize_name(name))
-        except ValueError:
-            return None
+        """The enrolled name (folder) matching ``name`` ignoring case, or None. A folder
+        made by hand with a name the app would not accept is still found by its own name."""
+        keys = {name_key(name.strip())}
+        with contextlib.suppress(ValueError):
+            keys.add(name_key(normalize_name(name)))
         for folder in self._person_folders():
-            if name_key(folder.name) == key:
+            if name_key(folder.name) in keys:
                 return folder.name
         return None
 
@@ -106,7 +154,7 @@ class Gallery:
         return [load_image(path) for path in self.image_paths(name)]
 
     def __len__(self) -> int:
-        return len(self._person_folders())
+        return len(self.people())
 
     # ----- writing -------------------------------------------------------------------
 
@@ -115,13 +163,19 @@ class Gallery:
 
         Nothing is written without ``consent``. A new person whose name differs only
         by case from an enrolled one is refused (``NameTakenError``); the exact same
-        name adds photos to that person. Returns the saved files.
+        name adds photos to that person. All or nothing, even under ``kill -9``: a new
+        person appears with every photo at once; photos added to an enrolled person are
+        journalled and taken back by ``recover`` if the process dies. Returns the saved
+        files.
         """
         if not consent:
             raise ConsentRequiredError(
                 "Consent is required: tick the consent box (or pass --consent). Nothing was stored.")
         name = normalize_name(name)
-        encoded = [encode_jpeg(crop) for crop in crops]
+        encoded = {hashlib.sha1(data).hexdigest()[:16] + CROP_SUFFIX: data
+                   for data in (encode_jpeg(crop) for crop in crops)}
+        if not encoded:
+            return []
         with self._write_lock():
             existing = self.find_person(name)
             if existing is not None and existing != name:
@@ -130,54 +184,128 @@ class Gallery:
                     "not allowed. Use the same spelling to add photos to them.")
             folder = self.root / name
             if existing is None:
-                self._create_person_folder(name)
-            saved = []
-            for data in encoded:
-                target = folder / (hashlib.sha1(data).hexdigest()[:16] + CROP_SUFFIX)
-                if not target.exists():
-                    atomic_write_bytes(target, data)
-                saved.append(target)
-            self._touch_person(folder)
-        return saved
+                self._create_person(name, encoded)
+            else:
+                self._add_to_person(folder, encoded)
+        return [folder / file_name for file_name in encoded]
 
     def remove_image(self, name: str, path: str | Path) -> None:
-        """Delete one crop of a person and its cached embeddings."""
+        """Delete one crop of a person and its cached embeddings. A person's last photo is
+        not deleted (``LastPhotoError``): delete the person instead."""
         folder = self._folder_of(name)
         target = folder / Path(path).name
         if target.parent != folder or not target.is_file() or target.suffix != CROP_SUFFIX:
             raise UnknownPersonError(f"{Path(path).name} is not one of {folder.name}'s photos.")
         with self._write_lock():
-            digest = _file_hash(target)
+            if len(_crops_in(folder)) <= 1:
+                raise LastPhotoError(
+                    f"That is {folder.name}'s only photo. To remove them completely, delete "
+                    "the person on the People page.")
             target.unlink()
-            self._purge_cache({digest})
+            self._purge_cache()
 
-    def remove_person(self, name: str) -> None:
-        """Delete the person's folder, every crop in it, and their cached embeddings."""
-        folder = self._folder_of(name)
+    def remove_person(self, name: str, *, forget_attendance: bool = False) -> Removal:
+        """Delete the person's folder, every crop in it, and their cached embeddings.
+
+        A hidden note of the removal stays until ``finish_removal``: the caller deletes
+        what else learned from the face (models, attendance) in between, and a crash
+        there is finished by the next start-up (``pending_removals``)."""
         with self._write_lock():
-            digests = {_file_hash(p) for p in _crops_in(folder)}
-            # Rename first (atomic): readers never see a half-deleted person.
-            trash = self.root / f".deleting-{uuid.uuid4().hex}"
-            os.rename(folder, trash)
-            shutil.rmtree(trash)
-            self._purge_cache(digests)
+            folder = self._folder_of(name)
+            person_id = _person_id(folder, self._read_info(folder))
+            crops = _crops_in(folder)
+            note = self.root / f"{REMOVAL_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.json"
+            atomic_write_bytes(note, _json_bytes({"id": person_id, "name": folder.name,
+                                                  "forget_attendance": forget_attendance}))
+            # Renamed away first (atomic): readers never see a half-deleted person.
+            files.remove_tree(folder)
+            self._purge_cache()
+        return Removal(person_id=person_id, name=folder.name, photos=len(crops), note=note,
+                       forget_attendance=forget_attendance)
+
+    def finish_removal(self, removal: Removal) -> None:
+        """Everything else that held this person's face is gone: drop the note."""
+        if removal.note is not None:
+            removal.note.unlink(missing_ok=True)
+
+    def pending_removals(self) -> list[Removal]:
+        """Removals whose process died before ``finish_removal`` (their folder is deleted
+        again here if it is still there), for the caller to finish."""
+        found = []
+        if not self.root.is_dir():
+            return found
+        with self._write_lock():
+            for note in sorted(self.root.glob(f"{REMOVAL_PREFIX}*.json")):
+                pid = note.name[len(REMOVAL_PREFIX):].split("-", 1)[0]
+                if pid.isdigit() and files.writer_alive(int(pid)):
+                    continue
+                info = self._read_json(note)
+                person_id, name = str(info.get("id", "")), str(info.get("name", ""))
+                folder = self.root / name if name else None
+                if folder is not None and folder.is_dir() and not files.is_hidden(folder) and \
+                        _person_id(folder, self._read_info(folder)) == person_id:
+                    files.remove_tree(folder)
+                    self._purge_cache()
+                found.append(Removal(person_id=person_id, name=name, photos=0, note=note,
+                                     forget_attendance=bool(info.get("forget_attendance"))))
+        return found
 
     def rename_person(self, old: str, new: str) -> str:
-        """Rename a person (folder and display name). Returns the normalised new name."""
-        folder = self._folder_of(old)
+        """Rename a person (folder and display name; the stable id stays). Returns the
+        normalised new name."""
         new_name = normalize_name(new)
         with self._write_lock():
+            folder = self._folder_of(old)
             clash = self.find_person(new_name)
             if clash is not None and clash != folder.name:
                 raise NameTakenError(f"{clash!r} is already enrolled.")
-            if new_name != folder.name:
-                os.rename(folder, self.root / new_name)
-            target = self.root / new_name
-            info = self._read_info(target)
+            info = self._read_info(folder)
+            info["id"] = _person_id(folder, info)  # fixed before the folder name changes
             info["name"] = new_name
             info["renamed_at"] = _now()
-            atomic_write_bytes(target / PERSON_FILE, _json_bytes(info))
+            atomic_write_bytes(folder / PERSON_FILE, _json_bytes(info))
+            if new_name != folder.name:
+                os.rename(folder, self.root / new_name)
         return new_name
+
+    def recover(self) -> list[Path]:
+        """Start-up repair after a crash: take back photos of an enrollment that never
+        finished, delete hidden temporaries of dead writers, drop person folders this app
+        made that hold no photo, and give every person a stable id. Returns what was
+        removed."""
+        if not self.root.is_dir():
+            return []
+        removed: list[Path] = []
+        with self._write_lock():
+            for folder in self._person_folders():
+                try:
+                    journals = [p for p in folder.iterdir() if p.name.startswith(JOURNAL_PREFIX)]
+                except OSError:
+                    continue
+                for journal in journals:  # under the lock, every journal is a dead writer's
+                    removed += self._roll_back(folder, journal)
+            removed += files.sweep_temporaries(self.root, depth=1)
+            for folder in self._person_folders():
+                with contextlib.suppress(OSError):
+                    entries = list(folder.iterdir())
+                    if [p.name for p in entries if not files.is_hidden(p)] == [PERSON_FILE]:
+                        files.remove_tree(folder)  # made by us, never got a photo
+                        removed.append(folder)
+                    elif (folder / PERSON_FILE).is_file() and "id" not in self._read_info(folder):
+                        info = self._read_info(folder)
+                        info["id"] = _person_id(folder, info)
+                        atomic_write_bytes(folder / PERSON_FILE, _json_bytes(info))
+            if removed:
+                self._purge_cache()
+        return removed
+
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold the gallery's exclusive lock (across processes): while held, nobody enrolls,
+        renames or removes. Used by the model registry to publish a fine-tuned model only
+        if everyone it learned from is still enrolled."""
+        with self._write_lock():
+            yield
 
     # ----- embeddings ----------------------------------------------------------------
 
@@ -194,11 +322,16 @@ class Gallery:
         missing = list({digest: (path, digest) for _, path, digest in listing
                         if digest not in cache}.values())
         if missing:
-            crops = [load_image(path) for path, _ in missing]
-            vectors = recognizer.embed(crops)
-            fresh = {digest: vectors[i] for i, (_, digest) in enumerate(missing)}
+            crops, embedded = [], []
+            for path, digest in missing:
+                with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                    crops.append(load_image(path))
+                    embedded.append(digest)
+            vectors = recognizer.embed(crops) if crops else np.zeros((0, 0), np.float32)
+            fresh = {digest: vectors[i] for i, digest in enumerate(embedded)}
             cache.update(fresh)
             self._save_cache(recognizer.version, fresh)
+            listing = [row for row in listing if row[2] in cache]
         result = _assemble(listing, cache)
         with self._memo_lock:
             self._memo[recognizer.version] = (signature, result)
@@ -209,7 +342,7 @@ class Gallery:
     def _person_folders(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return [p for p in self.root.iterdir() if p.is_dir() and not files.is_hidden(p)]
 
     def _folder_of(self, name: str) -> Path:
         found = self.find_person(name)
@@ -240,32 +373,66 @@ class Gallery:
             folder.stat().st_mtime, UTC)
         return Person(
             name=folder.name,
-            image_count=len(_crops_in(folder)),
+            image_count=len(_list_crops(folder)),
             enrolled_at=enrolled,
             consent=bool(info.get("consent", False)),
             consent_at=_parse_time(info.get("consent_at")),
+            id=_person_id(folder, info),
         )
 
     @staticmethod
     def _read_info(folder: Path) -> dict[str, object]:
+        return Gallery._read_json(folder / PERSON_FILE)
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, object]:
         try:
-            data = json.loads((folder / PERSON_FILE).read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
             return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
 
-    def _create_person_folder(self, name: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".new-", dir=self.root))
+    def _create_person(self, name: str, crops: dict[str, bytes]) -> None:
+        """Build the person's folder, card and photos hidden, then publish it by one rename."""
         now = _now()
-        info = {"name": name, "enrolled_at": now, "consent": True, "consent_at": now}
-        (staging / PERSON_FILE).write_bytes(_json_bytes(info))
-        os.rename(staging, self.root / name)  # the person appears whole, or not at all
+        info = {"id": uuid.uuid4().hex, "name": name, "enrolled_at": now, "consent": True,
+                "consent_at": now, "updated_at": now}
+        with files.staging_folder(self.root) as staging:
+            for file_name, data in crops.items():
+                (staging / file_name).write_bytes(data)
+            (staging / PERSON_FILE).write_bytes(_json_bytes(info))
+            files.publish_folder(staging, self.root / name)
 
-    def _touch_person(self, folder: Path) -> None:
+    def _add_to_person(self, folder: Path, crops: dict[str, bytes]) -> None:
+        """Add photos to an existing person: the new files are journalled first, so a crash
+        part-way is rolled back by ``recover`` (old state), never left half-done."""
+        fresh = {n: d for n, d in crops.items() if not (folder / n).exists()}
+        journal = folder / f"{JOURNAL_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.json"
+        atomic_write_bytes(journal, json.dumps(sorted(fresh)).encode("utf-8"))
+        for file_name, data in fresh.items():
+            atomic_write_bytes(folder / file_name, data)
         info = self._read_info(folder)
-        info["updated_at"] = _now()
+        now = _now()
+        info.setdefault("name", folder.name)
+        info["id"] = _person_id(folder, info)
+        info.setdefault("enrolled_at", now)
+        info["consent"], info["consent_at"], info["updated_at"] = True, now, now
         atomic_write_bytes(folder / PERSON_FILE, _json_bytes(info))
+        journal.unlink()
+
+    def _roll_back(self, folder: Path, journal: Path) -> list[Path]:
+        try:
+            added = json.loads(journal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            added = []
+        removed = []
+        for file_name in added if isinstance(added, list) else []:
+            target = folder / Path(str(file_name)).name
+            if target.suffix == CROP_SUFFIX and target.exists():
+                target.unlink()
+                removed.append(target)
+        journal.unlink(missing_ok=True)
+        return removed + [journal]
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:
@@ -285,33 +452,57 @@ class Gallery:
         return _read_npz(self._cache_path(version))
 
     def _save_cache(self, version: str, fresh: dict[str, np.ndarray]) -> None:
-        # Merge under the lock: another process may have added entries meanwhile.
+        # Merge under the lock: another process may have added entries meanwhile, and a
+        # person removed while we embedded their photos must not come back into the cache.
         with self._write_lock():
+            present = {digest for _, _, digest in self._listing()}
+            kept = {k: v for k, v in fresh.items() if k in present}
+            if not kept:
+                return
             path = self._cache_path(version)
             cache = _read_npz(path)
-            cache.update(fresh)
+            cache.update(kept)
             _write_npz(path, cache)
 
-    def _purge_cache(self, digests: set[str]) -> None:
-        """Remove these crops' embeddings from every model's cache (caller holds the lock)."""
-        still_used = {self._memo_hash(p) for folder in self._person_folders() for p in _crops_in(folder)}
-        gone = digests - still_used
+    def _purge_cache(self) -> None:
+        """Remove every embedding no crop uses any more from every model's cache (caller
+        holds the lock)."""
+        still_used = {digest for _, _, digest in self._listing()}
         cache_dir = self.root / CACHE_DIR
-        if gone and cache_dir.is_dir():
+        if cache_dir.is_dir():
             for path in cache_dir.glob("*.npz"):
                 cache = _read_npz(path)
-                if gone & cache.keys():
-                    _write_npz(path, {k: v for k, v in cache.items() if k not in gone})
+                if cache.keys() - still_used:
+                    _write_npz(path, {k: v for k, v in cache.items() if k in still_used})
         with self._memo_lock:
             self._memo.clear()
 
 
+def _person_id(folder: Path, info: dict[str, object]) -> str:
+    """The stable id in the person's card; for a folder made by hand (no id yet), one
+    derived from the folder name, which ``recover`` or the first write then keeps."""
+    stored = info.get("id")
+    if isinstance(stored, str) and stored:
+        return stored
+    return "n" + hashlib.sha1(name_key(folder.name).encode("utf-8")).hexdigest()[:31]
+
+
+def _list_crops(folder: Path) -> list[Path]:
+    """The crop files of a folder; raises ``OSError`` when it cannot be read."""
+    return [p for p in folder.iterdir() if p.suffix == CROP_SUFFIX and not files.is_hidden(p)]
+
+
 def _crops_in(folder: Path) -> list[Path]:
+    """The crop files of a folder, oldest first (none when it is gone or unreadable)."""
     try:
-        files = [p for p in folder.iterdir() if p.suffix == CROP_SUFFIX and not p.name.startswith(".")]
-    except FileNotFoundError:
+        listed = _list_crops(folder)
+    except OSError:
         return []
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    found = []
+    for path in listed:
+        with contextlib.suppress(FileNotFoundError):  # deleted while listing
+            found.append((path.stat().st_mtime_ns, path.name, path))
+    return [path for _, _, path in sorted(found)]
 
 
 def _assemble(listing: list[tuple[str, Path, str]], cache: dict[str, np.ndarray]) -> GalleryEmbeddings:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +24,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from model.core import files
 from model.core.matching import MatchRule, cosine_matrix, pair_score
+from model.core.registry import active_model_path, sidecar_path
 from model.errors import ModelError
 from model.runtime import import_tensorflow_quietly
-from model.settings import FACE_CROP_SIZE, Settings, get_settings
+from model.settings import FACE_CROP_SIZE, Settings
 
 #: Query faces are embedded in batches of at most this many (memory bound).
 EMBED_BATCH = 64
-ACTIVE_POINTER = "active.json"
 
 
 @dataclass
@@ -153,61 +152,12 @@ def _compile_forward(model: Any) -> Callable[[Any], Any]:
     return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
 
-def sidecar_path(model_path: Path) -> Path:
-    """The JSON metadata file beside a ``.keras`` model (``base.keras`` -> ``base.json``)."""
-    return model_path.with_suffix(".json")
-
-
 def file_version(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:12]
-
-
-def finetuned_model_path(models_dir: str | Path) -> Path | None:
-    """The active fine-tuned model named by ``<models_dir>/active.json``, or None (then the
-    shipped base model is the active one). A damaged pointer counts as none: it must
-    never stop the app."""
-    pointer = Path(models_dir) / ACTIVE_POINTER
-    try:
-        name = json.loads(pointer.read_text(encoding="utf-8"))["model"]
-        candidate = Path(models_dir) / Path(name).name
-        card = json.loads(sidecar_path(candidate).read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    # A model fine-tuned from an older design carries no open-set rule: the shipped base
-    # model (which does) takes over rather than deciding with meaningless numbers.
-    if not isinstance(card, dict) or "match_rule" not in card:
-        return None
-    return candidate if candidate.is_file() else None
-
-
-def active_model_path(settings: Settings | None = None) -> Path | None:
-    """The model the app and CLI use: the active fine-tuned one, else the shipped base, else None."""
-    settings = settings or get_settings()
-    finetuned = finetuned_model_path(settings.models_dir)
-    if finetuned is not None:
-        return finetuned
-    if settings.base_model_path.exists():
-        return settings.base_model_path
-    return None
-
-
-def activate_model(models_dir: str | Path, path: Path | None, previous: Path | None = None) -> None:
-    """Make ``path`` (a model inside ``models_dir``) the active one, remembering ``previous``
-    for a roll-back; ``None`` goes back to the shipped base model."""
-    models_dir = Path(models_dir)
-    pointer = models_dir / ACTIVE_POINTER
-    if path is None:
-        pointer.unlink(missing_ok=True)
-        return
-    if Path(path).parent.resolve() != models_dir.resolve():
-        raise ModelError(f"{path} is not inside the models folder {models_dir}.")
-    payload = {"model": Path(path).name, "previous": str(previous) if previous else None,
-               "activated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    atomic_write_bytes(pointer, json.dumps(payload, indent=2).encode("utf-8"))
 
 
 def load_recognizer(path: str | Path | None = None, settings: Settings | None = None) -> Recognizer:
@@ -296,100 +246,15 @@ def untrained_recognizer(architecture: str = "compact") -> Recognizer:
 
 
 def save_recognizer(siamese: Any, path: str | Path, card: dict[str, Any]) -> Path:
-    """Save a Siamese model and its sidecar atomically (temporary files, then rename).
+    """Save a Siamese model and its card at an explicit path (the shipped base model,
+    training checkpoints). Fine-tuned models go through ``registry.store_model`` instead,
+    which publishes model and card as one unit.
 
-    The sidecar is written last, so a crash leaves at worst a model without new
+    The card is written last, so a crash leaves at worst a model without new
     metadata, never metadata pointing at a half-written model.
     """
     path = Path(path)
-    atomic_save_keras(siamese, path)
+    files.atomic_save(path, siamese.save, suffix=".keras")
     card = {**card, "saved_at": datetime.now(UTC).isoformat()}
-    atomic_write_bytes(sidecar_path(path), json.dumps(card, indent=2, default=str).encode("utf-8"))
+    files.atomic_write_bytes(sidecar_path(path), json.dumps(card, indent=2, default=str).encode("utf-8"))
     return path
-
-
-def atomic_save_keras(model: Any, path: str | Path) -> None:
-    """``model.save`` to a temporary ``.keras`` beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(suffix=".keras", dir=path.parent, prefix=".tmp-")
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-# ------------------------------------------------------------ model registry
-
-#: Sidecar key (under "training") listing the people whose photos a model was fine-tuned on.
-TRAINED_ON = "trained_on"
-
-
-def models_trained_on(models_dir: str | Path, name: str) -> list[Path]:
-    """Fine-tuned models in ``models_dir`` whose weights learned from ``name``'s photos."""
-    from model.naming import name_key
-
-    key = name_key(name)
-    found = []
-    for sidecar in sorted(Path(models_dir).glob("*.json")):
-        try:
-            card = json.loads(sidecar.read_text(encoding="utf-8"))
-            people = card.get("training", {}).get(TRAINED_ON, [])
-        except (OSError, ValueError, AttributeError):
-            continue
-        model_file = sidecar.with_suffix(".keras")
-        if model_file.is_file() and any(name_key(str(p)) == key for p in people):
-            found.append(model_file)
-    return found
-
-
-def forget_person_models(models_dir: str | Path, name: str) -> list[Path]:
-    """Delete every fine-tuned model that learned from ``name``'s photos (and its sidecar).
-
-    A network fine-tuned on someone's face keeps a trace of it in its weights; deleting a
-    person should delete that too. If the active model goes, the shipped base model
-    becomes active again. Returns the deleted model files.
-    """
-    doomed = models_trained_on(models_dir, name)
-    if not doomed:
-        return []
-    active = finetuned_model_path(models_dir)
-    if active is not None and active in doomed:
-        activate_model(models_dir, None)
-    for model_file in doomed:
-        model_file.unlink(missing_ok=True)
-        model_file.with_suffix(".json").unlink(missing_ok=True)
-    return doomed
-
-
-def restore_previous(models_dir: str | Path) -> Path | None:
-    """Make the previous model active again (undo the last fine-tune); returns the model
-    now active inside ``models_dir``, or None when that is the shipped base model."""
-    pointer = Path(models_dir) / ACTIVE_POINTER
-    try:
-        previous = json.loads(pointer.read_text()).get("previous")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if previous and Path(previous).parent == Path(models_dir) and Path(previous).is_file():
-        activate_model(models_dir, Path(previous))
-        return Path(previous)
-    activate_model(models_dir, None)  # the previous one was the shipped base model
-    return None

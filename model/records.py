@@ -111,3 +111,5 @@ class Person:
     enrolled_at: datetime
     consent: bool
     consent_at: datetime | None = None
+    #: Stable id (kept through renames): what fine-tuned models record, never the name.
+    id: str = ""

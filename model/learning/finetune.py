@@ -14,7 +14,7 @@ open-set rule keeps working.
 Why it is safe: held-out figures are measured before and after (pair accuracy and
 identification rank-1 of held-out crops against the training crops), and the new
 model becomes active only when neither got worse. Each accepted model is saved,
-versioned, under ``models_dir`` (``finetuned-<UTC time>.keras`` + ``.json``); the
+versioned, under ``models_dir`` (a ``finetuned-<UTC time>/`` unit, see ``registry``); the
 previous ones are kept and ``active.json`` names the active one and its predecessor.
 The open-set rule keeps the base model's LFW-calibrated numbers; each gallery then
 re-derives its adaptive threshold (``model.core.matching``).
@@ -34,10 +34,17 @@ from typing import Any
 
 import numpy as np
 
-from model.recognizer import TRAINED_ON, activate_model, finetuned_model_path
+from model.core.registry import (
+    TRAINED_ON,
+    TRAINED_ON_IDS,
+    activate_model,
+    delete_unit,
+    finetuned_model_path,
+    learned_from,
+    store_model,
+)
 from model.settings import FACE_CROP_SIZE
 
-#: File that names the active fine-tuned model inside ``models_dir``.
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 
 
@@ -315,16 +322,6 @@ def finetune_model(siamese: Any, crops: np.ndarray, labels: np.ndarray, *,
 # The registry (active pointer, roll-back, forgetting a person) lives with the recognizer,
 # so deleting a person never needs the training code.
 
-def _version_path(models_dir: Path) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = models_dir / f"finetuned-{stamp}.keras"
-    n = 1
-    while path.exists():
-        n += 1
-        path = models_dir / f"finetuned-{stamp}-{n}.keras"
-    return path
-
-
 # -------------------------------------------------------------- the facade
 
 def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None = None,
@@ -338,7 +335,6 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
     import keras
 
     from model import network  # noqa: F401  (registers the custom layers)
-    from model.recognizer import save_recognizer as save_siamese
     from model.settings import get_settings
 
     started = time.monotonic()
@@ -349,8 +345,13 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
     base = Path(base_model_path) if base_model_path is not None else (
         previous or settings.base_model_path)
 
+    from model.gallery import Gallery
+
+    gallery = Gallery(gallery_dir)
     report(FinetuneProgress("load", 0, 1, message="reading the gallery"))
+    ids_by_name = gallery.person_ids()
     crops, labels = read_gallery(gallery_dir)
+    person_ids = {ids_by_name[str(n)] for n in np.unique(labels) if str(n) in ids_by_name}
     train, held = split_held_out(labels, held_out_fraction, seed)
     people = len(np.unique(labels))
     base_meta_path = base.with_suffix(".json")
@@ -386,7 +387,6 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
 
     report(FinetuneProgress("save", 0, 1, message="saving the new model"))
     models.mkdir(parents=True, exist_ok=True)
-    path = _version_path(models)
     # The open-set rule keeps the base model's LFW-calibrated numbers (never loosened on
     # the class's own people, who were this fine-tune's negatives); the cohort follows the
     # adapter, and each gallery re-derives its own adaptive threshold.
@@ -395,16 +395,25 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
                "figures": {**base_meta.get("figures", {}),
                            "held_out_before": asdict(before), "held_out_after": asdict(after)},
                "training": {**base_meta.get("training", {}), "finetuned_from": str(base),
-                            # Whose faces shaped these weights (cumulative over fine-tunes), so
-                            # deleting a person can delete the models that learned from them.
-                            TRAINED_ON: sorted(set(base_meta.get("training", {}).get(TRAINED_ON, []))
-                                               | {str(n) for n in np.unique(labels)}),
+                            # Whose faces shaped these weights (cumulative over fine-tunes), by
+                            # stable person id (it survives a rename), so deleting a person can
+                            # delete the models that learned from them.
+                            TRAINED_ON_IDS: sorted(learned_from(base_meta)[0] | person_ids),
+                            TRAINED_ON: sorted(learned_from(base_meta)[1]),
                             "finetune": {"people": people, "train_crops": int(len(train)),
                                          "held_out_crops": int(len(held)), "epochs": epochs,
                                          "learning_rate": learning_rate, "trains": "adapter + head",
                                          "losses": [round(v, 5) for v in losses]}}}
-    save_siamese(siamese, path, sidecar)
-    activate_model(models, path, previous or base)
+    path = store_model(siamese.save, models, sidecar)
+    # Published before this check, so a concurrent removal either sees the new model (and
+    # deletes it) or has already removed the person, whom the check below then misses.
+    with gallery.write_lock():
+        if not person_ids <= set(gallery.person_ids().values()):
+            delete_unit(models, path)
+            return finish("Someone was deleted while the network trained on their photos; the "
+                          "new model was discarded.", before=before, after=after, epochs=epochs,
+                          losses=losses)
+        activate_model(models, path, previous or base)
     report(FinetuneProgress("save", 1, 1, message=f"saved {path.name}"))
     return finish("The fine-tuned model is now active.", replaced=True, model_path=path,
                   active_path=path, previous_path=previous or base, before=before,

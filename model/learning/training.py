@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from model import network
-from model.recognizer import atomic_save_keras, atomic_write_bytes, save_recognizer
+from model.core.files import atomic_save, atomic_write_text
+from model.recognizer import save_recognizer
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class _Checkpoint:
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_save_keras(model, self._model_path)
+        atomic_save(self._model_path, model.save, suffix=".keras")
         atomic_write_text(self._state_path, json.dumps({**state, "config": asdict(self.config)}))
 
     def clear(self) -> None:
@@ -407,11 +408,6 @@ def _logistic_1d(x: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, 
 
 
 # ------------------------------------------------------------------- saving
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) atomically: a temporary file beside ``path``, then a rename."""
-    atomic_write_bytes(Path(path), text.encode("utf-8"))
-
 
 #: LFW faces (one photo each of this many random people) carried in a model as its cohort.
 COHORT_SIZE = 600

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from model import recognizer
+from model.core import registry
+from model.core.registry import activate_model, finetuned_model_path
+from model.gallery import Gallery
 from model.learning import finetune
-from model.recognizer import finetuned_model_path
 
 pytestmark = pytest.mark.slow
 
@@ -77,14 +78,15 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
     assert [e.done for e in events if e.stage == "train"] == [1, 2, 3]
     assert all(e.loss is not None for e in events if e.stage == "train")
     if result.replaced:
-        assert result.model_path is not None and result.model_path.parent == models
+        assert result.model_path is not None and result.model_path.parent.parent == models
         assert finetuned_model_path(models) == result.model_path
         meta = json.loads(result.model_path.with_suffix(".json").read_text())
         assert meta["match_rule"] == {"name_threshold": 2.5}  # never loosened by a class
         assert meta["kind"] == "finetuned" and meta["trained"] is True
-        gallery = tmp_path / "gallery"
-        people = sorted(p.name for p in gallery.iterdir() if p.is_dir() and not p.name.startswith("."))
-        assert meta["training"]["trained_on"] == people
+        # Whose photos it learned from, by stable id (a rename keeps it), never by name.
+        ids = Gallery(tmp_path / "gallery").person_ids()
+        assert meta["training"]["trained_on_ids"] == sorted(ids.values()) and len(ids) == 3
+        assert "Person 0" not in json.dumps(meta["training"])
         # Only the adapter moved, so the recognizer maps the stored cohort into the new space.
         from model.recognizer import load_recognizer
 
@@ -94,7 +96,7 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
         assert not np.allclose(adapter, np.eye(16))
         assert meta["training"]["finetuned_from"] == str(base_model)
         assert result.after.pair_accuracy >= result.before.pair_accuracy
-        assert recognizer.restore_previous(models) is None  # back to the base model
+        assert registry.restore_previous(models) is None  # back to the base model
         assert finetuned_model_path(models) is None
     else:
         assert result.active_path == base_model and not models.exists()
@@ -106,9 +108,7 @@ def test_too_small_a_gallery_is_refused_politely(tmp_path, base_model):
     assert not result.replaced and result.before is None and "two people" in result.message
 
 
-def test_deleting_a_person_deletes_the_models_that_learned_from_their_face(tmp_path):
-    from model.recognizer import activate_model
-
+def test_older_cards_that_name_people_are_still_forgotten_by_name(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
 
@@ -123,19 +123,17 @@ def test_deleting_a_person_deletes_the_models_that_learned_from_their_face(tmp_p
     newer = fake_model("finetuned-2", ["Ada Lovelace", "Grace Hopper", "Zoë O'Brien-Núñez"])
     activate_model(models, newer, previous=older)
     assert finetuned_model_path(models) == newer
-    assert recognizer.models_trained_on(models, "zoë o'brien-núñez") == [newer]
-    assert recognizer.forget_person_models(models, "Zoë O'Brien-Núñez") == [newer]
+    assert registry.models_trained_on(models, "some-id", ["zoë o'brien-núñez"]) == [newer]
+    assert registry.forget_person_models(models, "some-id", ["Zoë O'Brien-Núñez"]) == [newer]
     assert not newer.exists() and not newer.with_suffix(".json").exists() and older.exists()
     assert finetuned_model_path(models) is None  # back to the shipped base model
-    assert recognizer.forget_person_models(models, "Nobody Here") == []
-    assert recognizer.forget_person_models(models, "Ada Lovelace") == [older]
+    assert registry.forget_person_models(models, "other-id", ["Nobody Here"]) == []
+    assert registry.forget_person_models(models, None, ["Ada Lovelace"]) == [older]
     assert list(models.glob("*.keras")) == []
 
 
 def test_a_model_fine_tuned_from_an_older_design_is_not_used(tmp_path):
     """Its card has no open-set rule: the shipped base model takes over."""
-    from model.recognizer import activate_model
-
     models = tmp_path / "models"
     models.mkdir()
     legacy = models / "finetuned-old.keras"

@@ -204,3 +204,128 @@ def test_two_processes_enrolling_at_once(tmp_path):
     for digest, vector in cached.items():
         row = [_file_hash(p) for p in emb.paths].index(digest)
         np.testing.assert_allclose(emb.matrix[row], vector)
+
+
+# ----- stable ids, all-or-nothing writes, recovery, races --------------------------------
+
+def test_a_person_keeps_their_id_through_a_rename(gallery):
+    before = gallery.person("Ada Lovelace").id
+    assert before and before != gallery.person("Alan Turing").id
+    gallery.rename_person("Ada Lovelace", "Ada King")
+    assert gallery.person("Ada King").id == before
+    assert gallery.person_ids()["Ada King"] == before
+
+
+def test_a_new_person_appears_with_all_photos_or_not_at_all(tmp_path, monkeypatch):
+    from model.core import files
+
+    g = Gallery(tmp_path / "g")
+
+    def boom(staging, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files, "publish_folder", boom)
+    with pytest.raises(OSError):
+        g.add_crops("Ada Lovelace", [random_crop(i) for i in range(3)], consent=True)
+    assert g.people() == [] and g.find_person("Ada Lovelace") is None
+    assert [p.name for p in (tmp_path / "g").iterdir()] == [".lock"]  # nothing left behind
+
+
+def test_recover_takes_back_an_unfinished_addition(gallery, monkeypatch):
+    import model.gallery as module
+
+    before = set(gallery.image_paths("Ada Lovelace"))
+    real = module.atomic_write_bytes
+    written = []
+
+    def dies_after_one_photo(path, data):
+        if Path(path).suffix == ".jpg" and written:
+            raise KeyboardInterrupt  # the process stops here, as with kill -9
+        real(path, data)
+        if Path(path).suffix == ".jpg":
+            written.append(path)
+
+    monkeypatch.setattr(module, "atomic_write_bytes", dies_after_one_photo)
+    with pytest.raises(KeyboardInterrupt):
+        gallery.add_crops("Ada Lovelace", [random_crop(50 + i) for i in range(3)], consent=True)
+    monkeypatch.undo()
+    assert len(written) == 1 and len(gallery.image_paths("Ada Lovelace")) == 4  # half-done
+    removed = Gallery(gallery.root).recover()  # the next start-up
+    assert set(gallery.image_paths("Ada Lovelace")) == before
+    assert written[0] in removed
+    assert not [p for p in (gallery.root / "Ada Lovelace").iterdir() if p.name.startswith(".")]
+
+
+def test_a_folder_without_photos_is_not_a_person(gallery):
+    leftover = gallery.root / "Grace Hopper"
+    leftover.mkdir()
+    (leftover / PERSON_FILE).write_text('{"name": "Grace Hopper"}')
+    handmade = gallery.root / "Empty By Hand"
+    handmade.mkdir()
+    (handmade / "notes.txt").write_text("keep me")
+    assert [p.name for p in gallery.people()] == ["Ada Lovelace", "Alan Turing"]
+    gallery.recover()
+    assert not leftover.exists()  # made by the app, never got a photo: removed
+    assert (handmade / "notes.txt").exists()  # someone else's: left alone
+
+
+def test_the_last_photo_is_not_deleted_alone(gallery):
+    from model.errors import LastPhotoError
+
+    only = gallery.image_paths("Alan Turing")
+    gallery.remove_image("Alan Turing", only[0])
+    with pytest.raises(LastPhotoError, match="only photo"):
+        gallery.remove_image("Alan Turing", only[1])
+    assert gallery.person("Alan Turing").image_count == 1
+
+
+def test_hand_made_folders_with_other_names_still_work(gallery):
+    odd = gallery.root / "George_W_Bush.2"
+    odd.mkdir()
+    (odd / "a.jpg").write_bytes((gallery.image_paths("Ada Lovelace")[0]).read_bytes())
+    assert "George_W_Bush.2" in [p.name for p in gallery.people()]
+    assert len(gallery.image_paths("George_W_Bush.2")) == 1
+    gallery.rename_person("George_W_Bush.2", "George Bush")
+    assert gallery.person("George Bush").image_count == 1
+    gallery.remove_person("George Bush")
+
+
+def test_an_unreadable_folder_is_reported_not_fatal(gallery, monkeypatch):
+    import model.gallery as module
+
+    real = module._list_crops
+
+    def refuses(folder):
+        if folder.name == "Alan Turing":
+            raise PermissionError(13, "Permission denied")
+        return real(folder)
+
+    monkeypatch.setattr(module, "_list_crops", refuses)
+    assert [p.name for p in gallery.people()] == ["Ada Lovelace"]
+    assert gallery.unreadable_folders() == [("Alan Turing", "cannot be read (Permission denied)")]
+
+
+def test_removal_during_identify_leaves_no_cache_rows(gallery):
+    """An identify that started embedding Ada's photos before she was removed must not
+    write her embeddings into the cache afterwards."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    class SlowEmbedder(FakeEmbedder):
+        def embed(self, faces):
+            started.set()
+            release.wait(10)
+            return super().embed(faces)
+
+    slow = SlowEmbedder(version="slow")
+    ada = {_file_hash(p) for p in gallery.image_paths("Ada Lovelace")}
+    worker = threading.Thread(target=gallery.embeddings, args=(slow,))
+    worker.start()
+    assert started.wait(10)
+    Gallery(gallery.root).remove_person("Ada Lovelace")  # another process, meanwhile
+    release.set()
+    worker.join(10)
+    cached = _cache_keys(gallery.root).get("slow.npz", set())
+    assert not ada & cached and len(cached) == 2  # Alan's two photos only
+    assert gallery.embeddings(FakeEmbedder(version="slow")).people == ("Alan Turing",)
