@@ -41,7 +41,14 @@ from model.core import files
 from model.core.files import atomic_write_bytes
 from model.errors import ConsentRequiredError, LastPhotoError, NameTakenError, UnknownPersonError
 from model.images import encode_jpeg, load_image
-from model.naming import name_key, normalize_name
+from model.naming import (
+    confusable_key,
+    display_name,
+    folder_name,
+    name_key,
+    normalize_name,
+    normalize_student_id,
+)
 from model.records import Person
 
 PERSON_FILE = "person.json"
@@ -99,6 +106,7 @@ class Gallery:
         self._memo_lock = threading.Lock()
         self._memo: dict[str, tuple[tuple[tuple[str, str], ...], GalleryEmbeddings]] = {}
         self._hash_memo: dict[tuple[str, int, int], str] = {}
+        self._label_memo: dict[tuple[str, int], str] = {}
 
     # ----- reading -------------------------------------------------------------------
 
@@ -127,23 +135,39 @@ class Gallery:
                 problems.append((folder.name, f"cannot be read ({exc.strerror or exc})"))
         return problems
 
+    def folder_of(self, name: str) -> Path:
+        """The folder holding the person called ``name`` (``UnknownPersonError`` if none)."""
+        return self._folder_of(name)
+
     def person(self, name: str) -> Person:
         return self._read_person(self._folder_of(name))
 
     def person_ids(self) -> dict[str, str]:
-        """Every person folder's name -> its stable id."""
-        return {folder.name: _person_id(folder, self._read_info(folder))
-                for folder in self._person_folders()}
+        """Every person's name (as ``people()`` shows it) -> their stable id; also keyed by
+        folder name where that differs, so a reader of the folders can map them too."""
+        found = {}
+        for folder in self._person_folders():
+            person_id = _person_id(folder, self._read_info(folder))
+            found[folder.name] = person_id
+            found[self._label(folder)] = person_id
+        return found
 
     def find_person(self, name: str) -> str | None:
-        """The enrolled name (folder) matching ``name`` ignoring case, or None. A folder
-        made by hand with a name the app would not accept is still found by its own name."""
-        keys = {name_key(name.strip())}
-        with contextlib.suppress(ValueError):
-            keys.add(name_key(normalize_name(name)))
+        """The enrolled name matching ``name`` ignoring case, or None. A name is the person's
+        name with their student id in brackets when they have one ("Anna Smith (12345)").
+        A folder made by hand with a name the app would not accept is found by its own name."""
+        folder = self._find_folder(name)
+        return self._label(folder) if folder is not None else None
+
+    def find_look_alike(self, name: str, student_id: str | None = None) -> str | None:
+        """An enrolled name that a reader could not tell from this one (other case, letters of
+        another script that look the same), other than the exact same name; None if none."""
+        label = display_name(normalize_name(name), normalize_student_id(student_id))
+        key = confusable_key(label)
         for folder in self._person_folders():
-            if name_key(folder.name) in keys:
-                return folder.name
+            other = self._label(folder)
+            if confusable_key(other) == key and other != label:
+                return other
         return None
 
     def image_paths(self, name: str) -> list[Path]:
@@ -158,33 +182,41 @@ class Gallery:
 
     # ----- writing -------------------------------------------------------------------
 
-    def add_crops(self, name: str, crops: Sequence[np.ndarray], *, consent: bool) -> list[Path]:
+    def add_crops(self, name: str, crops: Sequence[np.ndarray], *, consent: bool,
+                  student_id: str | None = None) -> list[Path]:
         """Save aligned crops into the person's folder, creating the person if new.
 
         Nothing is written without ``consent``. A new person whose name differs only
-        by case from an enrolled one is refused (``NameTakenError``); the exact same
-        name adds photos to that person. All or nothing, even under ``kill -9``: a new
-        person appears with every photo at once; photos added to an enrolled person are
-        journalled and taken back by ``recover`` if the process dies. Returns the saved
-        files.
+        by case or by look-alike letters from an enrolled one is refused
+        (``NameTakenError``); the exact same name (and student id) adds photos to that
+        person. A student id tells two people with the same name apart. All or nothing,
+        even under ``kill -9``: a new person appears with every photo at once; photos
+        added to an enrolled person are journalled and taken back by ``recover`` if the
+        process dies. Returns the saved files.
         """
         if not consent:
             raise ConsentRequiredError(
                 "Consent is required: tick the consent box (or pass --consent). Nothing was stored.")
         name = normalize_name(name)
+        student_id = normalize_student_id(student_id)
+        label = display_name(name, student_id)
         encoded = {hashlib.sha1(data).hexdigest()[:16] + CROP_SUFFIX: data
                    for data in (encode_jpeg(crop) for crop in crops)}
         if not encoded:
             return []
         with self._write_lock():
-            existing = self.find_person(name)
-            if existing is not None and existing != name:
+            folder = self._find_folder(label)
+            if folder is not None and self._label(folder) != label:
                 raise NameTakenError(
-                    f"{existing!r} is already enrolled; names that differ only by case are "
-                    "not allowed. Use the same spelling to add photos to them.")
-            folder = self.root / name
-            if existing is None:
-                self._create_person(name, encoded)
+                    f"{self._label(folder)!r} is already enrolled; names that differ only by "
+                    "case are not allowed. Use the same spelling to add photos to them.")
+            if folder is None:
+                if (twin := self.find_look_alike(name, student_id)) is not None:
+                    raise NameTakenError(
+                        f"{label!r} looks the same as {twin!r}, who is already enrolled (letters "
+                        "from another alphabet, or another case). Use the same spelling to add "
+                        "photos to them, or add a student id to tell two people apart.")
+                folder = self._create_person(name, student_id, encoded)
             else:
                 self._add_to_person(folder, encoded)
         return [folder / file_name for file_name in encoded]
@@ -194,12 +226,13 @@ class Gallery:
         not deleted (``LastPhotoError``): delete the person instead."""
         folder = self._folder_of(name)
         target = folder / Path(path).name
+        label = self._label(folder)
         if target.parent != folder or not target.is_file() or target.suffix != CROP_SUFFIX:
-            raise UnknownPersonError(f"{Path(path).name} is not one of {folder.name}'s photos.")
+            raise UnknownPersonError(f"{Path(path).name} is not one of {label}'s photos.")
         with self._write_lock():
             if len(_crops_in(folder)) <= 1:
                 raise LastPhotoError(
-                    f"That is {folder.name}'s only photo. To remove them completely, delete "
+                    f"That is {label}'s only photo. To remove them completely, delete "
                     "the person on the People page.")
             target.unlink()
             self._purge_cache()
@@ -213,14 +246,16 @@ class Gallery:
         with self._write_lock():
             folder = self._folder_of(name)
             person_id = _person_id(folder, self._read_info(folder))
+            label = self._label(folder)
             crops = _crops_in(folder)
             note = self.root / f"{REMOVAL_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.json"
-            atomic_write_bytes(note, _json_bytes({"id": person_id, "name": folder.name,
+            atomic_write_bytes(note, _json_bytes({"id": person_id, "name": label,
+                                                  "folder": folder.name,
                                                   "forget_attendance": forget_attendance}))
             # Renamed away first (atomic): readers never see a half-deleted person.
             files.remove_tree(folder)
             self._purge_cache()
-        return Removal(person_id=person_id, name=folder.name, photos=len(crops), note=note,
+        return Removal(person_id=person_id, name=label, photos=len(crops), note=note,
                        forget_attendance=forget_attendance)
 
     def finish_removal(self, removal: Removal) -> None:
@@ -231,7 +266,7 @@ class Gallery:
     def pending_removals(self) -> list[Removal]:
         """Removals whose process died before ``finish_removal`` (their folder is deleted
         again here if it is still there), for the caller to finish."""
-        found = []
+        found: list[Removal] = []
         if not self.root.is_dir():
             return found
         with self._write_lock():
@@ -241,7 +276,8 @@ class Gallery:
                     continue
                 info = self._read_json(note)
                 person_id, name = str(info.get("id", "")), str(info.get("name", ""))
-                folder = self.root / name if name else None
+                stored = Path(str(info.get("folder", ""))).name
+                folder = self.root / stored if stored else None
                 if folder is not None and folder.is_dir() and not files.is_hidden(folder) and \
                         _person_id(folder, self._read_info(folder)) == person_id:
                     files.remove_tree(folder)
@@ -250,23 +286,32 @@ class Gallery:
                                      forget_attendance=bool(info.get("forget_attendance"))))
         return found
 
-    def rename_person(self, old: str, new: str) -> str:
-        """Rename a person (folder and display name; the stable id stays). Returns the
-        normalised new name."""
+    def rename_person(self, old: str, new: str, *, student_id: str | None = None,
+                      keep_student_id: bool = True) -> str:
+        """Rename a person (and set their ``student_id`` unless ``keep_student_id``; the
+        stable id stays). Returns their new name as ``people()`` shows it."""
         new_name = normalize_name(new)
         with self._write_lock():
             folder = self._folder_of(old)
-            clash = self.find_person(new_name)
-            if clash is not None and clash != folder.name:
-                raise NameTakenError(f"{clash!r} is already enrolled.")
             info = self._read_info(folder)
+            sid = (normalize_student_id_or_none(info.get("student_id")) if keep_student_id
+                   else normalize_student_id(student_id))
+            label = display_name(new_name, sid)
+            clash = self._find_folder(label)
+            if clash is not None and clash != folder:
+                raise NameTakenError(f"{self._label(clash)!r} is already enrolled.")
+            twin = self.find_look_alike(new_name, sid)
+            if twin is not None and twin != self._label(folder):
+                raise NameTakenError(f"{label!r} looks the same as {twin!r}, who is already "
+                                     "enrolled.")
             info["id"] = _person_id(folder, info)  # fixed before the folder name changes
-            info["name"] = new_name
+            info["name"], info["student_id"] = new_name, sid
             info["renamed_at"] = _now()
             atomic_write_bytes(folder / PERSON_FILE, _json_bytes(info))
-            if new_name != folder.name:
-                os.rename(folder, self.root / new_name)
-        return new_name
+            target = self.root / folder_name(label)
+            if target != folder and not target.exists():
+                os.rename(folder, target)
+        return label
 
     def recover(self) -> list[Path]:
         """Start-up repair after a crash: take back photos of an enrollment that never
@@ -345,17 +390,19 @@ class Gallery:
         return [p for p in self.root.iterdir() if p.is_dir() and not files.is_hidden(p)]
 
     def _folder_of(self, name: str) -> Path:
-        found = self.find_person(name)
+        found = self._find_folder(name)
         if found is None:
             raise UnknownPersonError(f"Nobody called {name.strip()!r} is enrolled.")
-        return self.root / found
+        return found
 
     def _listing(self) -> list[tuple[str, Path, str]]:
         rows = []
-        for folder in sorted(self._person_folders(), key=lambda p: name_key(p.name)):
+        labelled = sorted(((self._label(f), f) for f in self._person_folders()),
+                          key=lambda pair: name_key(pair[0]))
+        for label, folder in labelled:
             for path in _crops_in(folder):
                 with contextlib.suppress(FileNotFoundError):  # deleted while listing
-                    rows.append((folder.name, path, self._memo_hash(path)))
+                    rows.append((label, path, self._memo_hash(path)))
         return rows
 
     def _memo_hash(self, path: Path) -> str:
@@ -372,13 +419,39 @@ class Gallery:
         enrolled = _parse_time(info.get("enrolled_at")) or datetime.fromtimestamp(
             folder.stat().st_mtime, UTC)
         return Person(
-            name=folder.name,
+            name=self._label(folder),
             image_count=len(_list_crops(folder)),
             enrolled_at=enrolled,
             consent=bool(info.get("consent", False)),
             consent_at=_parse_time(info.get("consent_at")),
             id=_person_id(folder, info),
+            student_id=normalize_student_id_or_none(info.get("student_id")),
         )
+
+    def _label(self, folder: Path) -> str:
+        """The person's name as shown and matched: the name in their card (else the
+        folder's) with their student id in brackets when they have one."""
+        try:
+            stamp = (folder / PERSON_FILE).stat().st_mtime_ns
+        except OSError:
+            stamp = -1
+        key = (str(folder), stamp)
+        label = self._label_memo.get(key)
+        if label is None:
+            info = self._read_info(folder)
+            name = _text(info.get("name")) or folder.name
+            label = display_name(name, normalize_student_id_or_none(info.get("student_id")))
+            self._label_memo[key] = label
+        return label
+
+    def _find_folder(self, name: str) -> Path | None:
+        keys = {name_key(name.strip())}
+        with contextlib.suppress(ValueError):
+            keys.add(name_key(normalize_name(name)))
+        for folder in self._person_folders():
+            if name_key(self._label(folder)) in keys or name_key(folder.name) in keys:
+                return folder
+        return None
 
     @staticmethod
     def _read_info(folder: Path) -> dict[str, object]:
@@ -392,16 +465,22 @@ class Gallery:
         except (OSError, ValueError):
             return {}
 
-    def _create_person(self, name: str, crops: dict[str, bytes]) -> None:
+    def _create_person(self, name: str, student_id: str | None, crops: dict[str, bytes]) -> Path:
         """Build the person's folder, card and photos hidden, then publish it by one rename."""
         now = _now()
-        info = {"id": uuid.uuid4().hex, "name": name, "enrolled_at": now, "consent": True,
-                "consent_at": now, "updated_at": now}
+        info: dict[str, object] = {"id": uuid.uuid4().hex, "name": name, "student_id": student_id,
+                "enrolled_at": now, "consent": True, "consent_at": now, "updated_at": now}
+        target = self.root / folder_name(display_name(name, student_id))
+        n = 1
+        while target.exists():  # a folder someone made by hand, or a shortened-name twin
+            n += 1
+            target = self.root / f"{folder_name(display_name(name, student_id))}~{n}"
         with files.staging_folder(self.root) as staging:
             for file_name, data in crops.items():
                 (staging / file_name).write_bytes(data)
             (staging / PERSON_FILE).write_bytes(_json_bytes(info))
-            files.publish_folder(staging, self.root / name)
+            files.publish_folder(staging, target)
+        return target
 
     def _add_to_person(self, folder: Path, crops: dict[str, bytes]) -> None:
         """Add photos to an existing person: the new files are journalled first, so a crash
@@ -485,6 +564,18 @@ def _person_id(folder: Path, info: dict[str, object]) -> str:
     if isinstance(stored, str) and stored:
         return stored
     return "n" + hashlib.sha1(name_key(folder.name).encode("utf-8")).hexdigest()[:31]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def normalize_student_id_or_none(value: object) -> str | None:
+    """A stored student id, or None when missing or not valid (a hand-edited card)."""
+    try:
+        return normalize_student_id(_text(value))
+    except ValueError:
+        return None
 
 
 def _list_crops(folder: Path) -> list[Path]:

@@ -113,3 +113,6 @@ class Person:
     consent_at: datetime | None = None
     #: Stable id (kept through renames): what fine-tuned models record, never the name.
     id: str = ""
+    #: Optional school id that tells two people with the same name apart; when set,
+    #: ``name`` shows it in brackets ("Anna Smith (12345)").
+    student_id: str | None = None

@@ -6,11 +6,23 @@ import pytest
 
 from model.errors import InvalidNameError, NameTakenError
 from model.gallery import Gallery
-from model.naming import MAX_NAME_LENGTH, name_key, normalize_name
+from model.naming import (
+    MAX_FOLDER_BYTES,
+    MAX_NAME_LENGTH,
+    confusable_key,
+    folder_name,
+    name_key,
+    normalize_name,
+    normalize_student_id,
+)
 
 
-@pytest.mark.parametrize("name", ["Zoë O'Brien-Núñez", "Ada Lovelace", "李小龍", "Ólafur Arnalds"])
-def test_friendly_names_are_accepted_unchanged(name):
+@pytest.mark.parametrize("name", [
+    "Zoë O'Brien-Núñez", "Ada Lovelace", "李小龍", "Ólafur Arnalds", "J. R. R. Tolkien",
+    "Anna Smith 2", "Nguyễn Thị Minh Khai", "Smith, Anna", "Ахмед Петров", "محمد علي",
+    "सत्यजित राय", "Dr. Martin Luther King Jr.", "Ngũgĩ wa Thiongʼo".replace("ʼ", "'"),
+])
+def test_names_as_people_have_them_are_accepted_unchanged(name):
     assert normalize_name(name) == name
 
 
@@ -28,8 +40,10 @@ def test_whitespace_is_collapsed_and_trimmed():
 
 
 @pytest.mark.parametrize("bad", [
-    "../x", "", "   ", "a" * (MAX_NAME_LENGTH + 1), "a/b", "a\\b", "x\x00", "12345", "Ada.", ".", "..",
-    "Ada\nLovelace\x07", "--", "'",
+    "../x", "", "   ", "a" * (MAX_NAME_LENGTH + 1), "a/b", "a\\b", "x\x00", "12345", ".", "..",
+    "Ada\nLovelace\x07", "--", "'", ".Ada", "Ada\u200bLovelace", "Ada\u202eecalevoL",
+    "Ada\ufeff", "Ada\u00adLovelace", "Ada_Lovelace", "Ada:Lovelace", "Ada*", "<b>Ada</b>",
+    "Ada\U000f0000",
 ])
 def test_bad_names_are_refused(bad):
     with pytest.raises(InvalidNameError) as info:
@@ -54,3 +68,55 @@ def test_case_variant_is_refused_but_same_name_adds_photos(tmp_path, make_crop):
     [person] = gallery.people()
     assert person.name == "Zoë O'Brien-Núñez" and person.image_count == 2
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [person.name]
+
+
+def test_look_alike_letters_of_another_script_count_as_the_same_name():
+    cyrillic_a = "\u0410nna Smith"  # Cyrillic capital A
+    assert cyrillic_a != "Anna Smith" and normalize_name(cyrillic_a) == cyrillic_a
+    assert confusable_key(cyrillic_a) == confusable_key("ANNA SMITH")
+    assert confusable_key("Anna Smith") != confusable_key("Anne Smith")
+
+
+@pytest.mark.parametrize("name", ["李" * MAX_NAME_LENGTH, "é" * MAX_NAME_LENGTH,
+                                  "a" * MAX_NAME_LENGTH, "J. R. R. Tolkien."])
+def test_every_accepted_name_has_a_folder_that_fits(name, tmp_path):
+    folder = folder_name(normalize_name(name))
+    assert len(folder.encode("utf-8")) <= MAX_FOLDER_BYTES and "/" not in folder
+    assert not folder.startswith(".")
+    (tmp_path / folder).mkdir()  # the file system takes it
+    assert folder_name(normalize_name(name)) == folder  # stable
+
+
+def test_long_cjk_name_enrolls_and_reads_back(tmp_path, make_crop):
+    name = "李" * MAX_NAME_LENGTH
+    gallery = Gallery(tmp_path)
+    gallery.add_crops(name, [make_crop(1)], consent=True)
+    [person] = gallery.people()
+    assert person.name == name and person.image_count == 1
+    gallery.rename_person(name, "李小龍")
+    assert [p.name for p in gallery.people()] == ["李小龍"]
+
+
+def test_look_alike_and_case_twins_are_refused(tmp_path, make_crop):
+    gallery = Gallery(tmp_path)
+    gallery.add_crops("Anna Smith", [make_crop(1)], consent=True)
+    with pytest.raises(NameTakenError, match="looks the same"):
+        gallery.add_crops("\u0410nna Smith", [make_crop(2)], consent=True)
+    with pytest.raises(NameTakenError):
+        gallery.add_crops("ANNA SMITH", [make_crop(3)], consent=True)
+    gallery.add_crops("Anna Smith", [make_crop(4)], consent=True)  # the same person
+    assert [(p.name, p.image_count) for p in gallery.people()] == [("Anna Smith", 2)]
+
+
+def test_a_student_id_tells_two_people_with_one_name_apart(tmp_path, make_crop):
+    gallery = Gallery(tmp_path)
+    gallery.add_crops("Anna Smith", [make_crop(1)], consent=True, student_id="1001")
+    gallery.add_crops("Anna Smith", [make_crop(2)], consent=True, student_id="1002")
+    people = gallery.people()
+    assert [(p.name, p.student_id) for p in people] == [("Anna Smith (1001)", "1001"),
+                                                         ("Anna Smith (1002)", "1002")]
+    assert people[0].id != people[1].id
+    assert gallery.find_person("anna smith (1002)") == "Anna Smith (1002)"
+    assert normalize_student_id("  A-12/3 ") == "A-12/3" and normalize_student_id("") is None
+    with pytest.raises(InvalidNameError):
+        normalize_student_id("../../x y")
