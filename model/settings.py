@@ -42,8 +42,11 @@ class Settings:
     #: Smallest face (pixels, shorter side of the box) we enroll or identify.
     #: Smaller faces carry too little detail for a reliable match.
     min_face_pixels: int = 40
-    #: Largest image we decode, in pixels, to refuse decompression bombs.
-    max_image_pixels: int = 40_000_000
+    #: Largest picture we accept (width x height, pixels): 120 MP covers every phone
+    #: (108 MP is today's largest) and camera; larger ones are refused as likely
+    #: decompression bombs. Big photos are decoded at a reduced size, so raising this
+    #: costs little memory for JPEG but up to 3 bytes a pixel for PNG, TIFF and WebP, which decode in full.
+    max_image_pixels: int = 120_000_000
     #: Images are shrunk so the longer side is at most this before detection;
     #: MTCNN's cost grows with the area and a face in a 4000-pixel photo is no
     #: better found than at 1280.
