@@ -3,12 +3,17 @@
 Stored at ``settings.attendance_db`` (``<data_dir>/attendance.sqlite3``) with the
 standard library's ``sqlite3``; pandas only reads it back for tables and CSV.
 
-Two tables:
+Three tables:
 
 * ``sessions``  one row per class session (a name and when it started);
 * ``checkins``  one row per (session, person), enforced by ``UNIQUE(session_id, person)``,
   saying when, with what score, how (``live``, ``snapshot``, ``upload`` or ``manual``)
-  and whether the person counts as present (a teacher can mark someone absent).
+  and whether the person counts as present (a teacher can mark someone absent);
+* ``open_session``  at most one row: the session the kiosk checks people into, chosen
+  by the teacher (the kiosk itself can neither choose nor read sessions).
+
+A database made before ``open_session`` existed gets the table the first time it is
+opened (``PRAGMA user_version`` records the schema version).
 
 Every write is one transaction, so a crash never leaves half a check-in. Each
 call opens its own connection, so a book can be shared between threads (the
@@ -54,7 +59,16 @@ CREATE TABLE IF NOT EXISTS checkins (
     UNIQUE (session_id, person)
 );
 CREATE INDEX IF NOT EXISTS checkins_person ON checkins(person);
+CREATE TABLE IF NOT EXISTS open_session (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    opened_at   TEXT NOT NULL
+);
 """
+
+#: Schema version kept in ``PRAGMA user_version``: 1 = sessions and check-ins,
+#: 2 = and the open session. Every change adds the step from the previous version.
+SCHEMA_VERSION = 2
 
 #: Columns of the check-in table as pandas returns it (and as the CSV has them).
 CHECKIN_COLUMNS = ["session_id", "session", "started_at", "person", "checked_at",
@@ -93,19 +107,61 @@ class AttendanceBook:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            # CREATE ... IF NOT EXISTS: a new file gets every table, an older one the
+            # tables added since (version 1 -> 2: ``open_session``); no data is touched.
             db.executescript(_SCHEMA)
+            if int(db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- sessions -----------------------------------------------------------------
 
-    def start_session(self, name: str, *, now: datetime | None = None) -> Session:
-        """Start a new class session called ``name`` (trimmed; a default if empty)."""
+    def start_session(self, name: str, *, now: datetime | None = None,
+                      open_it: bool = False) -> Session:
+        """Start a new class session called ``name`` (trimmed; a default if empty).
+
+        With ``open_it`` it also becomes the open session (the kiosk's), in the same
+        transaction.
+        """
         started = _second(now or datetime.now())
         clean = " ".join(name.split())[:MAX_SESSION_NAME] or f"Class {started:%Y-%m-%d %H:%M}"
         with self._connect() as db:
             cursor = db.execute("INSERT INTO sessions (name, started_at) VALUES (?, ?)",
                                 (clean, started.isoformat()))
             session_id = int(cursor.lastrowid or 0)
+            if open_it:
+                self._open(db, session_id, started)
         return Session(id=session_id, name=clean, started_at=started)
+
+    def open_session(self, session_id: int, *, now: datetime | None = None) -> Session:
+        """Make ``session_id`` the open session: the one the kiosk checks people into.
+
+        Replaces any session open before. Raises ``ValueError`` for an unknown session.
+        """
+        with self._connect() as db:
+            self._require_session(db, session_id)
+            self._open(db, session_id, _second(now or datetime.now()))
+            row = db.execute("SELECT id, name, started_at FROM sessions WHERE id = ?",
+                             (session_id,)).fetchone()
+        return Session(int(row[0]), row[1], datetime.fromisoformat(row[2]))
+
+    def close_session(self) -> None:
+        """Close the open session, if any: the kiosk then checks nobody in."""
+        with self._connect() as db:
+            db.execute("DELETE FROM open_session")
+
+    def open_session_id(self) -> int | None:
+        """The id of the open session, or ``None`` when the teacher opened none."""
+        with self._connect() as db:
+            row = db.execute("SELECT session_id FROM open_session WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def current_session(self) -> Session | None:
+        """The open session, or ``None`` when the teacher opened none."""
+        with self._connect() as db:
+            row = db.execute("SELECT s.id, s.name, s.started_at FROM open_session o"
+                             " JOIN sessions s ON s.id = o.session_id WHERE o.id = 1").fetchone()
+        return None if row is None else Session(int(row[0]), row[1],
+                                                datetime.fromisoformat(row[2]))
 
     def sessions(self) -> list[Session]:
         """All sessions, newest first."""
@@ -126,6 +182,7 @@ class AttendanceBook:
         """Delete a session and all its check-ins."""
         with self._connect() as db:
             db.execute("DELETE FROM checkins WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM open_session WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     # -- check-ins ----------------------------------------------------------------
@@ -257,6 +314,12 @@ class AttendanceBook:
                 yield db
         finally:
             db.close()
+
+    @staticmethod
+    def _open(db: sqlite3.Connection, session_id: int, when: datetime) -> None:
+        db.execute("INSERT INTO open_session (id, session_id, opened_at) VALUES (1, ?, ?)"
+                   " ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id,"
+                   " opened_at = excluded.opened_at", (session_id, when.isoformat()))
 
     @staticmethod
     def _require_session(db: sqlite3.Connection, session_id: int) -> None:

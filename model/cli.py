@@ -84,6 +84,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("passcode-hash",
                        help="hash an admin passcode for .streamlit/secrets.toml (asks twice)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="PBKDF2 rounds (default 600000; at least 200000)")
     p.set_defaults(handler=_cmd_passcode_hash)
 
     _add_training_commands(sub, common, argv)
@@ -426,7 +428,12 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 def _cmd_passcode_hash(args: argparse.Namespace) -> int:
     """Read the passcode (twice from a terminal, else the first line of stdin) and print
     the ``admin_passcode_hash`` line; the passcode itself is never printed."""
-    from model.access import ENV_ADMIN_PASSCODE_HASH, SECRETS_HASH_KEY, hash_passcode
+    from model.access import (
+        DEFAULT_ITERATIONS,
+        ENV_ADMIN_PASSCODE_HASH,
+        SECRETS_HASH_KEY,
+        hash_passcode,
+    )
 
     if sys.stdin.isatty():
         import getpass
@@ -438,7 +445,7 @@ def _cmd_passcode_hash(args: argparse.Namespace) -> int:
         code = sys.stdin.readline().rstrip("\r\n")
     if not code.strip():
         raise UserError("the passcode is empty; nothing was made.")
-    line = hash_passcode(code)
+    line = hash_passcode(code, iterations=args.iterations or DEFAULT_ITERATIONS)
     print(f"# put this line in .streamlit/secrets.toml (or set {ENV_ADMIN_PASSCODE_HASH} to the "
           "quoted value), then restart the app", file=sys.stderr)
     print(f'{SECRETS_HASH_KEY} = "{line}"')

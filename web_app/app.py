@@ -1,8 +1,9 @@
 """Face attendance: the Streamlit app's one entry point (``streamlit run web_app/app.py``).
 
 Pages are listed here with ``st.navigation``; each page file is a thin script
-over ``model``. The Check-in and Verify pages are open (a kiosk); the others ask
-for the admin passcode when one is set.
+over ``model``. Home, Check-in and Verify are open (a kiosk) but show the register
+(who is enrolled, who checked in, sessions) only to a browser that typed the admin
+passcode; the teacher pages ask for it. See ``web_app.common.is_admin``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if str(REPO_ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 import web_app.live  # noqa: E402,F401  (imports streamlit_webrtc first, see there)
+from web_app.common import lock_button  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parent / "views"
 
@@ -40,4 +42,6 @@ pages = {
     ],
 }
 
-st.navigation(pages).run()
+page = st.navigation(pages)
+lock_button()
+page.run()

@@ -2,11 +2,25 @@
 
 Thin on purpose: the face work is done by ``model``; this module only caches it
 for the Streamlit runtime and turns results into pictures and messages.
+
+Two rules every page follows:
+
+* **Kiosk or teacher.** ``is_admin()`` says whether this browser may see the register
+  (who is enrolled, who checked in, the sessions). It is True when no passcode is set
+  (local use, under a warning) or after this browser typed the passcode. Without it a
+  page shows only the answer about the face in front of the camera.
+* **User strings are text.** Names, session names, file names and error sentences go
+  through ``plain()`` before any Streamlit call that renders Markdown (``st.markdown``,
+  ``st.success``/``info``/``warning``/``error``, ``st.toast``, ``st.caption``, headings,
+  ``st.image`` captions, widget and metric labels). Tables (``st.dataframe``), selectbox
+  options and ``st.text`` show text as it is and need nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
+import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,7 +29,14 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from model.access import ENV_ADMIN_PASSCODE, admin_passcode, check_passcode
+from model.access import (
+    ENV_ADMIN_PASSCODE,
+    ENV_ADMIN_PASSCODE_HASH,
+    AdminPasscode,
+    PasscodeHashError,
+    PasscodeThrottle,
+    configured_passcode,
+)
 from model.attendance import AttendanceBook
 from model.images import load_image
 from model.settings import get_settings
@@ -27,15 +48,58 @@ COLOUR_PROBLEM = (220, 40, 40)
 #: Box line width and label font scale relative to the image's longer side.
 LINE_FRACTION = 1 / 250
 FONT_FRACTION = 1 / 28
-#: Session-state key remembering that this browser session typed the right passcode.
+#: Session-state key remembering that this browser session typed the right passcode
+#: (it holds ``AdminPasscode.marker``, a digest, never the passcode).
 ADMIN_STATE_KEY = "admin_passcode_digest"
+#: Session-state key of a random id for this browser session (the throttle's key).
+BROWSER_ID_KEY = "admin_browser_id"
+#: What the kiosk says about a face it did not recognise when no safe reason is known.
+UNKNOWN_REASON = "not recognised"
 #: Photo types the upload widgets accept (what ``model.images.load_image`` reads).
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 #: No ICE servers: the live camera works on localhost and a school LAN without internet.
 RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
 #: The webcam resolution we ask the browser for (the detector works on a smaller copy).
 VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
 
+
+# ----- user strings as text --------------------------------------------------------------
+
+#: CommonMark's ASCII punctuation: each may start Markdown (``*``, ``_``, ``[``, ``!``,
+#: ``<``, ``#``, ``|`` ...), a Streamlit directive (``:red[...]``, ``:material/...:``) or
+#: LaTeX (``$``); a backslash before it makes it a plain character.
+MARKDOWN_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+#: Invisible, zero-width: breaks the patterns Streamlit rewrites *after* parsing, where a
+#: backslash no longer helps (emoji shortcodes ``:smile:``, ``->`` becoming an arrow).
+WORD_JOINER = "\u2060"
+_ESCAPES = str.maketrans({**{c: "\\" + c for c in MARKDOWN_PUNCTUATION},
+                          "\n": " ", "\r": " ", "\t": " "})
+_SHORTCODE = re.compile(r":(?=[\w+-]+:)")
+_TYPOGRAPHY = re.compile(r"(?<!\S)(?:<->|->|<-|--|>=|<=|~=)(?!\S)")
+
+
+def plain(text: object) -> str:
+    r"""``text`` made safe to embed in Markdown: it then displays exactly as written.
+
+    Every ASCII punctuation character gets a backslash, so no image is fetched, no link,
+    bold, HTML, colour directive, icon or LaTeX appears; line breaks become spaces (one
+    line of text); a zero-width word joiner splits ``:word:`` and lone ``->``-style tokens,
+    which Streamlit would otherwise turn into emoji and arrows after parsing.
+
+    >>> print(plain("**Ada** <b>x</b> ![t](http://e/t.png) $x$"))
+    \*\*Ada\*\* \<b\>x\<\/b\> \!\[t\]\(http\:\/\/e\/t\.png\) \$x\$
+    """
+    text = _SHORTCODE.sub(":" + WORD_JOINER, str(text))
+    text = _TYPOGRAPHY.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+    return text.translate(_ESCAPES)
+
+
+def error_text(error: BaseException) -> str:
+    """A library error's sentence, as text (it may quote a name or a file name)."""
+    return plain(str(error))
+
+
+# ----- the engine and the book -----------------------------------------------------------
 
 @st.cache_resource(show_spinner="Loading the face detector and the recognition network…")
 def _engine_for(data_dir: str):  # type: ignore[no-untyped-def]
@@ -63,34 +127,118 @@ def get_book() -> AttendanceBook:
     return _book_for(str(get_settings().attendance_db))
 
 
-def require_admin() -> None:
-    """Stop the page unless this browser session has typed the admin passcode.
+# ----- kiosk or teacher ------------------------------------------------------------------
 
-    With no passcode configured the page runs (local use) under a warning.
+@st.cache_resource
+def passcode_throttle() -> PasscodeThrottle:
+    """The app process's one record of wrong passcode tries (every browser session)."""
+    return PasscodeThrottle()
+
+
+def _configured() -> tuple[AdminPasscode | None, str | None]:
+    """The configured passcode and, when its hash is malformed, why (then nothing opens)."""
+    try:
+        return configured_passcode(), None
+    except PasscodeHashError as error:
+        return None, str(error)
+
+
+def passcode_set() -> bool:
+    """Whether an admin passcode (or its hash, even a broken one) is configured."""
+    passcode, problem = _configured()
+    return passcode is not None or problem is not None
+
+
+def is_admin() -> bool:
+    """Whether this browser may see the teacher's view: True when no passcode is set
+    (local use), or when this browser session typed the current passcode."""
+    passcode, problem = _configured()
+    if problem is not None:
+        return False  # a broken hash locks everything until it is fixed
+    if passcode is None:
+        return True
+    return st.session_state.get(ADMIN_STATE_KEY) == passcode.marker
+
+
+def admin_unlocked() -> bool:
+    """Whether a passcode is set and this browser session unlocked it (it can lock again)."""
+    passcode, _ = _configured()
+    return passcode is not None and st.session_state.get(ADMIN_STATE_KEY) == passcode.marker
+
+
+def lock_button() -> None:
+    """A sidebar button that locks the teacher's view again (shown only when unlocked)."""
+    if admin_unlocked() and st.sidebar.button("Lock teacher pages", key="admin_lock"):
+        st.session_state.pop(ADMIN_STATE_KEY, None)
+        st.rerun()
+
+
+def _throttle_keys() -> tuple[str, str]:
+    """Who is guessing: this browser session, and the client's address so that reloading
+    the page (a new browser session) does not reset the wait. Streamlit gives no address
+    for a browser on this computer (``localhost``, the usual kiosk): those browsers share
+    the key ``address:local``."""
+    browser = st.session_state.setdefault(BROWSER_ID_KEY, secrets.token_hex(8))
+    address = st.context.ip_address
+    if not (isinstance(address, str) and address):  # (AppTest hands over a mock: local too)
+        address = "local"
+    return f"session:{browser}", f"address:{address}"
+
+
+def unlock_form(intro: str | None = None) -> None:
+    """The passcode form; reruns the page as the teacher's once the right code is typed.
+
+    Wrong tries are throttled (``model.access.PasscodeThrottle``): after a few, a try
+    made before its wait is over is refused without being checked.
     """
-    expected = admin_passcode()
-    if expected is None:
-        st.warning(
-            "**No admin passcode is set**, so anyone who can open this app can use this page. "
-            f"For a shared computer set the environment variable `{ENV_ADMIN_PASSCODE}` or "
-            "`admin_passcode` in `.streamlit/secrets.toml`, then restart the app.",
-            icon="🔓")
+    passcode, problem = _configured()
+    if problem is not None:
+        st.error(f"{plain(problem)} Until it is fixed the teacher pages stay locked.")
         return
-    digest = hashlib.sha256(expected.encode("utf-8")).hexdigest()
-    if st.session_state.get(ADMIN_STATE_KEY) == digest:
-        if st.sidebar.button("Lock admin pages", key="admin_lock"):
-            del st.session_state[ADMIN_STATE_KEY]
-            st.rerun()
+    if passcode is None:
         return
-    st.info("This page is for the teacher. Type the admin passcode to continue.", icon="🔒")
+    if intro:
+        st.info(intro, icon="🔒")
     with st.form("admin_login"):
         typed = st.text_input("Admin passcode", type="password", key="admin_passcode_input")
         submitted = st.form_submit_button("Unlock")
-    if submitted:
-        if check_passcode(typed, expected):
-            st.session_state[ADMIN_STATE_KEY] = digest
-            st.rerun()
-        st.error("That passcode is not right.")
+    if not submitted:
+        return
+    throttle, keys = passcode_throttle(), _throttle_keys()
+    wait = throttle.check(*keys)
+    if wait > 0:
+        st.error(f"Too many wrong tries: wait {math.ceil(wait)} s, then try again.")
+        return
+    if passcode.matches(typed):
+        throttle.succeeded(*keys)
+        st.session_state[ADMIN_STATE_KEY] = passcode.marker
+        st.rerun()
+    wait = throttle.failed(*keys)
+    st.error("That passcode is not right."
+             + (f" Too many wrong tries: wait {math.ceil(wait)} s before the next one."
+                if wait > 0 else ""))
+
+
+def no_passcode_warning(what: str = "this page") -> None:
+    """The warning shown while no passcode is set (the app is then for local use)."""
+    st.warning(
+        f"**No admin passcode is set**, so anyone who can open this app can use {what}. "
+        f"For a shared computer set the environment variable `{ENV_ADMIN_PASSCODE}` (or "
+        f"`{ENV_ADMIN_PASSCODE_HASH}`, made with `python -m model passcode-hash`), or "
+        "`admin_passcode` in `.streamlit/secrets.toml`, then restart the app.",
+        icon="🔓")
+
+
+def require_admin() -> None:
+    """Stop the page unless this browser may see the teacher's view (``is_admin()``).
+
+    With no passcode configured the page runs (local use) under a warning.
+    """
+    if is_admin():
+        if not passcode_set():
+            no_passcode_warning()
+        return
+    unlock_form("This page is for the teacher. Type the admin passcode to continue.")
     st.stop()
 
 
@@ -139,11 +287,25 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def unknown_reason(match) -> str:  # type: ignore[no-untyped-def]
+    """Why a face was not recognised, safe for the kiosk: never a person's name.
+
+    ``Match.reason`` names nobody ("not close enough"); should a reason ever quote the
+    closest person or a candidate, it is replaced rather than shown to a stranger.
+    """
+    reason = match.reason or UNKNOWN_REASON
+    names = [name for name, _ in match.candidates] + [match.closest or ""]
+    if any(name and name.casefold() in reason.casefold() for name in names):
+        return UNKNOWN_REASON
+    return reason
+
+
 def match_label(match) -> BoxLabel:  # type: ignore[no-untyped-def]
-    """How a ``model.records.Match`` is drawn: name and similarity, or "unknown"."""
+    """How a ``model.records.Match`` is drawn: name and similarity, or "unknown" with the
+    reason alone (never the closest person: the camera may be looking at a stranger)."""
     if match.name is None:
-        return BoxLabel(tuple(match.box), f"unknown: {match.reason}" if match.reason else "unknown",
-                        COLOUR_UNKNOWN)
+        text = f"unknown: {unknown_reason(match)}" if match.reason else "unknown"
+        return BoxLabel(tuple(match.box), text, COLOUR_UNKNOWN)
     return BoxLabel(tuple(match.box), f"{match.name} {match.percent}%", COLOUR_KNOWN)
 
 

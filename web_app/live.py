@@ -161,13 +161,20 @@ class LiveCheckInProcessor:
 
     The page owns one per browser session (in ``st.session_state``) and reads
     ``results``; check-ins are written here, in the worker thread, so none is lost
-    when nobody is looking at the page.
+    when nobody is looking at the page. With ``only_open_session`` a check-in is
+    written only while its session is still the book's open one (the teacher may
+    close it while the camera runs).
+
+    Box labels name a face only when it was recognised; an unknown face is labelled
+    with the reason alone, never with the person it came closest to.
     """
 
-    def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker) -> None:
+    def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker, *,
+                 only_open_session: bool = False) -> None:
         self.engine = engine
         self.book = book
         self.tracker = tracker
+        self.only_open_session = only_open_session
         self.results: queue.Queue[LiveResult] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
         # When each person's current streak began (the frame their face was first
         # recognised), to report the time from a face entering view to its check-in.
@@ -187,6 +194,8 @@ class LiveCheckInProcessor:
         self._first_seen = {name: self._first_seen.get(name, started) for name in seen}
         fresh = self.tracker.observe([(m.name, m.score) for m in matches])
         session_id = self.tracker.session_id
+        if fresh and self.only_open_session and self.book.open_session_id() != session_id:
+            session_id = None  # closed meanwhile: check nobody in
         written, waited = [], []
         for item in fresh:
             if session_id is not None and self.book.check_in(

@@ -146,3 +146,86 @@ def test_open_attendance_uses_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEATT_DATA_DIR", str(tmp_path))
     book = open_attendance()
     assert book.path == tmp_path / "attendance.sqlite3"
+
+
+# ----- the open session (the kiosk's) ----------------------------------------------------
+
+def test_no_session_is_open_at_first(book):
+    book.start_session("Maths", now=T0)
+    assert book.open_session_id() is None
+    assert book.current_session() is None
+
+
+def test_open_close_and_switch(book):
+    maths = book.start_session("Maths", now=T0)
+    art = book.start_session("Art", now=T0 + timedelta(hours=1))
+    assert book.open_session(maths.id) == maths
+    assert book.open_session_id() == maths.id and book.current_session() == maths
+    book.open_session(art.id)  # only one is open: opening another replaces it
+    assert book.current_session() == art
+    book.close_session()
+    assert book.open_session_id() is None and book.current_session() is None
+    book.close_session()  # closing twice is harmless
+    assert [s.id for s in book.sessions()] == [art.id, maths.id]  # sessions are kept
+
+
+def test_start_session_can_open_it_at_once(book):
+    first = book.start_session("Maths", now=T0, open_it=True)
+    assert book.current_session() == first
+    book.start_session("Art", now=T0 + timedelta(hours=1))
+    assert book.current_session() == first  # starting without open_it changes nothing
+    third = book.start_session("Music", now=T0 + timedelta(hours=2), open_it=True)
+    assert book.open_session_id() == third.id
+
+
+def test_open_an_unknown_session_is_refused(book):
+    with pytest.raises(ValueError, match="no class session number 42"):
+        book.open_session(42)
+    assert book.open_session_id() is None
+
+
+def test_deleting_the_open_session_closes_it(book):
+    s = book.start_session("Maths", now=T0, open_it=True)
+    book.delete_session(s.id)
+    assert book.open_session_id() is None
+
+
+def test_the_open_session_is_shared_by_every_book_on_the_file(tmp_path):
+    path = tmp_path / "attendance.sqlite3"
+    teacher, kiosk = AttendanceBook(path), AttendanceBook(path)
+    s = teacher.start_session("Maths", open_it=True)
+    assert kiosk.current_session() == s
+    teacher.close_session()
+    assert kiosk.current_session() is None
+
+
+def test_an_older_database_gets_the_open_session_table(tmp_path):
+    """A file made before the open session existed: its data stays, the table is added."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+                                   started_at TEXT NOT NULL);
+            CREATE TABLE checkins (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                person TEXT NOT NULL, checked_at TEXT NOT NULL, score REAL,
+                how TEXT NOT NULL CHECK (how IN ('live', 'snapshot', 'upload', 'manual')),
+                present INTEGER NOT NULL DEFAULT 1 CHECK (present IN (0, 1)),
+                UNIQUE (session_id, person));
+            INSERT INTO sessions (name, started_at) VALUES ('Old class', '2025-09-01T09:00:00');
+            INSERT INTO checkins (session_id, person, checked_at, score, how, present)
+                VALUES (1, 'Ada', '2025-09-01T09:01:00', 0.9, 'live', 1);
+        """)
+    db.close()
+    book = AttendanceBook(path)
+    assert [s.name for s in book.sessions()] == ["Old class"]
+    assert book.present_people(1) == ["Ada"]
+    assert book.open_session_id() is None
+    book.open_session(1)
+    assert book.current_session().name == "Old class"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    db.close()
+    assert AttendanceBook(path).open_session_id() == 1  # opening again keeps it

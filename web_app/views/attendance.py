@@ -1,4 +1,5 @@
-"""Attendance (teacher): sessions and check-ins, manual corrections, rates, CSV export."""
+"""Attendance (teacher): sessions and check-ins, which one is open at the kiosk, manual
+corrections, rates, CSV export."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 
 import streamlit as st
 
-from web_app.common import get_book, get_engine, require_admin
+from web_app.common import get_book, get_engine, plain, require_admin
 
 ALL_SESSIONS = 0  # the selectbox value meaning "every session"
 PRESENT, ABSENT = "Present", "Absent"
@@ -36,6 +37,21 @@ chosen = st.selectbox("Session", list(labels), format_func=labels.__getitem__,
                       index=1, key="attendance_session")
 session_id = None if chosen == ALL_SESSIONS else chosen
 
+# The kiosk checks people into the open session only; the teacher opens and closes it
+# here or in the Check-in page's teacher section.
+open_session = book.current_session()
+kiosk, action = st.columns([4, 1], vertical_alignment="center")
+kiosk.caption("Open at the kiosk: " + (f"**{plain(open_session.name)}** (started "
+                                       f"{open_session.started_at:%Y-%m-%d %H:%M})"
+                                       if open_session else "none (the kiosk checks nobody in)"))
+if session_id is not None and (open_session is None or open_session.id != session_id):
+    if action.button("Open at the kiosk", key="attendance_open"):
+        book.open_session(session_id)
+        st.rerun()
+elif open_session is not None and action.button("Close it", key="attendance_close"):
+    book.close_session()
+    st.rerun()
+
 table = book.table(session_id)
 shown = table.drop(columns=["session_id"] + (["session", "started_at"] if session_id else []))
 st.dataframe(shown.rename(columns=COLUMN_NAMES), hide_index=True, width="stretch",
@@ -56,7 +72,8 @@ if session_id is not None:
                               key="attendance_status")
             if st.form_submit_button("Save"):
                 book.mark(session_id, person, present=status == PRESENT)
-                st.session_state["attendance_message"] = f"Marked {person} {status.lower()}."
+                st.session_state["attendance_message"] = (f"Marked {plain(person)} "
+                                                          f"{status.lower()}.")
                 st.rerun()
 if message := st.session_state.pop("attendance_message", None):
     st.success(message)

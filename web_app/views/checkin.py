@@ -1,4 +1,10 @@
-"""Check-in (kiosk, no passcode): choose a class session, then snapshot, upload or live camera."""
+"""Check-in (kiosk): check into the class session the teacher opened, by camera or photo.
+
+The kiosk shows the open session's name and the answer for the face in front of the
+camera ("Ada checked in"), nothing else: no list of who checked in, no sessions to
+choose. The teacher's section (start, open or close a session; who checked in) shows
+only to a browser that unlocked the teacher pages, or when no passcode is set.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +20,15 @@ from web_app.common import (
     UPLOAD_TYPES,
     VIDEO_CONSTRAINTS,
     draw_boxes,
+    error_text,
     get_book,
     get_engine,
+    is_admin,
     match_label,
+    plain,
     read_upload,
+    unknown_reason,
+    unlock_form,
 )
 from web_app.live import LiveCheckInProcessor, live_camera_problem
 
@@ -30,13 +41,15 @@ LIVE_REFRESH_S = 1.0
 PREVIEW_WIDTH = 640
 MODES = ("Live camera", "Snapshot", "Upload a photo")
 SESSION_KEY = "checkin_session_id"
+NO_SESSION = "No class session is open: ask the teacher."
 
 
 def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # type: ignore[no-untyped-def]
     """Identify every face in a photo, check in the known ones, show the boxed photo.
 
-    The answer is kept per file, so a rerun shows the same result instead of
-    "already checked in".
+    Only the faces in the photo are answered: a recognised face by its name, an unknown
+    one by the reason alone (never who it was closest to). The answer is kept per file,
+    so a rerun shows the same result instead of "already checked in".
     """
     answers = st.session_state.setdefault("checkin_answers", {})
     key = (session_id, upload.file_id)
@@ -45,7 +58,7 @@ def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # 
             image = read_upload(upload)
             matches = engine.identify_faces(image)
         except FaceAttendanceError as error:
-            st.error(str(error))
+            st.error(error_text(error))
             return
         lines = []
         for match in matches:
@@ -54,7 +67,7 @@ def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # 
             row = book.check_in(session_id, match.name, score=match.score, how=how)
             lines.append((match.name, match.score, row is not None))
         # Why faces were refused, without naming anyone: this is the kiosk.
-        unknown = [m.reason or "not recognised" for m in matches if m.name is None]
+        unknown = [unknown_reason(m) for m in matches if m.name is None]
         answers[key] = (draw_boxes(image, [match_label(m) for m in matches]), lines, unknown,
                         len(matches))
     picture, lines, unknown, faces = answers[key]
@@ -63,17 +76,18 @@ def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # 
         st.warning("No face found in this photo.")
     for person, score, fresh in lines:
         if fresh:
-            st.success(f"**{person}** checked in (similarity {100 * max(score, 0):.0f}%).")
+            st.success(f"**{plain(person)}** checked in (similarity {100 * max(score, 0):.0f}%).")
         else:
-            st.info(f"{person} was already checked in to this session.")
+            st.info(f"{plain(person)} was already checked in to this session.")
     if unknown:
         reasons = ", ".join(sorted(set(unknown)))
         st.warning(f"{len(unknown)} face{'s' if len(unknown) != 1 else ''} not recognised "
-                   f"({reasons}). Enrolled people can try again, facing the camera in good "
-                   "light; others should see the teacher.")
+                   f"({plain(reasons)}). Enrolled people can try again, facing the camera in "
+                   "good light; others should see the teacher.")
 
 
 def checked_in_table(book, session_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Who checked in to the session, newest first (the teacher's view only)."""
     rows = [c for c in book.checkins(session_id) if c.present]
     st.subheader(f"Checked in ({len(rows)})")
     if rows:
@@ -84,30 +98,67 @@ def checked_in_table(book, session_id: int) -> None:  # type: ignore[no-untyped-
         }), hide_index=True, width="stretch")
 
 
+def _open_chosen(book) -> None:  # type: ignore[no-untyped-def]
+    """The teacher chose a session in the selectbox: it becomes the open one."""
+    chosen = st.session_state.get(SESSION_KEY)
+    if chosen is not None and book.session(chosen) is not None:
+        book.open_session(chosen)
+
+
+def session_controls(book) -> None:  # type: ignore[no-untyped-def]
+    """The teacher's section: start a session (it opens at once), open another, close."""
+    sessions = book.sessions()
+    with st.expander("Start a new class session", expanded=not sessions), \
+            st.form("new_session", clear_on_submit=True):
+        session_name = st.text_input("Session name",
+                                     placeholder=f"e.g. Maths {datetime.now():%A %d %B}")
+        if st.form_submit_button("Start session"):
+            book.start_session(session_name, open_it=True)
+            st.rerun()
+    if not sessions:
+        return
+    labels = {s.id: f"{s.name} ({s.started_at:%Y-%m-%d %H:%M})" for s in sessions}
+    # Follow the book, not this browser's memory: another teacher's browser may have
+    # opened or closed a session since. (Set before the widget is drawn, as Streamlit wants.)
+    st.session_state[SESSION_KEY] = book.open_session_id()
+    choose, close = st.columns([4, 1], vertical_alignment="bottom")
+    # Selectbox options are shown as text (no Markdown), so the raw names are safe here.
+    choose.selectbox("Class session", list(labels), format_func=labels.__getitem__,
+                     key=SESSION_KEY, on_change=_open_chosen, args=(book,),
+                     placeholder="None open: choose one to open it",
+                     help="The kiosk checks people into this session only. Choosing another "
+                          "one opens it instead.")
+    if close.button("Close session", key="checkin_close",
+                    disabled=st.session_state[SESSION_KEY] is None):
+        book.close_session()
+        st.rerun()
+
+
+def teacher_unlock() -> None:
+    """The kiosk's way in for the teacher (a folded passcode form)."""
+    with st.expander("Teacher"):
+        unlock_form("Type the admin passcode to open or close class sessions and see who "
+                    "checked in.")
+
+
 st.title("Check-in")
 engine = get_engine()
 book = get_book()
+admin = is_admin()
 
-sessions = book.sessions()
-with (st.expander("Start a new class session", expanded=not sessions),
-      st.form("new_session", clear_on_submit=True)):
-    session_name = st.text_input("Session name",
-                                 placeholder=f"e.g. Maths {datetime.now():%A %d %B}")
-    if st.form_submit_button("Start session"):
-        started = book.start_session(session_name)
-        st.session_state[SESSION_KEY] = started.id
-        st.rerun()
-if not sessions:
-    st.info("Start a class session to begin checking people in.")
+if admin:
+    session_controls(book)
+else:
+    teacher_unlock()
+session = book.current_session()
+if session is None:
+    st.info(NO_SESSION if not admin else
+            "No class session is open. Start one above, or choose one to open it.")
     st.stop()
+session_id = session.id
 
-ids = [s.id for s in sessions]
-names = {s.id: f"{s.name} ({s.started_at:%Y-%m-%d %H:%M})" for s in sessions}
-if st.session_state.get(SESSION_KEY) not in ids:
-    st.session_state[SESSION_KEY] = ids[0]
-session_id = st.selectbox("Class session", ids, format_func=names.__getitem__, key=SESSION_KEY)
-
-if not engine.gallery.people():
+st.subheader(f"Class session: {plain(session.name)}")
+if admin and not engine.gallery.people():
     st.warning("Nobody is enrolled yet, so every face will be \"unknown\". Enroll people first.")
 
 mode = st.radio("Check in with", MODES, horizontal=True, key="checkin_mode")
@@ -121,7 +172,8 @@ if mode == "Live camera":
     kept = st.session_state.get("checkin_processor")
     processor: LiveCheckInProcessor = (
         kept if isinstance(kept, LiveCheckInProcessor) and kept.engine is engine
-        else LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES)))
+        else LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES),
+                                  only_open_session=True))
     st.session_state["checkin_processor"] = processor
     processor.start_session(session_id)
     st.caption(f"Look at the camera: you are checked in after being recognised in "
@@ -139,12 +191,16 @@ if mode == "Live camera":
     @st.fragment(run_every=LIVE_REFRESH_S if ctx.state.playing else None)
     def live_results() -> None:
         """Drain the queue from the camera thread: toasts for new check-ins, speed, list."""
+        if book.open_session_id() != session_id:
+            st.rerun(scope="app")  # the teacher closed or changed the session meanwhile
         seconds = []
         while not processor.results.empty():
             result = processor.results.get_nowait()
             seconds.append(result.seconds)
             for item, waited in zip(result.checked_in, result.waited, strict=True):
-                st.toast(f"✅ {item.name} checked in (similarity {100 * max(item.score, 0):.0f}%, "
+                # Only the person just recognised, at the camera: their own name.
+                st.toast(f"✅ {plain(item.name)} checked in "
+                         f"(similarity {100 * max(item.score, 0):.0f}%, "
                          f"{waited:.1f} s after their face was first recognised)")
         if seconds:
             st.session_state["checkin_speed"] = sum(seconds) / len(seconds)
@@ -153,8 +209,9 @@ if mode == "Live camera":
             st.caption(f"Recognition takes {speed:.2f} s per frame "
                        f"(about {1 / max(speed, 1e-3):.0f} frames per second).")
         if processor.worker.last_error:
-            st.caption(f"Last camera error: {processor.worker.last_error}")
-        checked_in_table(book, session_id)
+            st.caption(f"Last camera error: {plain(processor.worker.last_error)}")
+        if admin:
+            checked_in_table(book, session_id)
 
     live_results()
 
@@ -162,11 +219,13 @@ elif mode == "Snapshot":
     shot = st.camera_input("Take a photo", key="checkin_camera")
     if shot is not None:
         check_in_photo(engine, book, session_id, shot, "snapshot")
-    checked_in_table(book, session_id)
+    if admin:
+        checked_in_table(book, session_id)
 
 else:
     upload = st.file_uploader("A photo (a group photo checks in everyone recognised)",
                               type=UPLOAD_TYPES, key="checkin_upload")
     if upload is not None:
         check_in_photo(engine, book, session_id, upload, "upload")
-    checked_in_table(book, session_id)
+    if admin:
+        checked_in_table(book, session_id)

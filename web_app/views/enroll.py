@@ -14,7 +14,9 @@ from web_app.common import (
     VIDEO_CONSTRAINTS,
     assessment_label,
     draw_boxes,
+    error_text,
     get_engine,
+    plain,
     read_upload,
     require_admin,
 )
@@ -52,7 +54,7 @@ def warn_look_alikes(engine, name: str, crops) -> None:  # type: ignore[no-untyp
     """Warn when the new face already matches someone else (a duplicate or a mix-up)."""
     others = engine.look_alikes(name, crops)
     if others:
-        listed = ", ".join(f"{n} (similarity {100 * max(s, 0):.0f}%)" for n, s in others)
+        listed = ", ".join(f"{plain(n)} (similarity {100 * max(s, 0):.0f}%)" for n, s in others)
         st.warning(f"This face already matches **{listed}**. Check that this is not the same "
                    "person enrolled twice; check-ins may mix them up.", icon="⚠️")
 
@@ -61,7 +63,7 @@ def save_crops(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def
     warn_look_alikes(engine, name, crops)
     # Identical crops (a camera that did not move) are stored once.
     saved = len(set(engine.gallery.add_crops(name, crops, consent=True)))
-    st.success(f"Saved {saved} face photo{'s' if saved != 1 else ''} of {name}.")
+    st.success(f"Saved {saved} face photo{'s' if saved != 1 else ''} of {plain(name)}.")
 
 
 st.title("Enroll a person")
@@ -78,14 +80,15 @@ if raw_name.strip():
     try:
         name = normalize_name(raw_name)
     except FaceAttendanceError as error:
-        st.error(str(error))
+        st.error(error_text(error))
 if name is not None:
     existing = engine.gallery.find_person(name)
     if existing is not None and existing != name:
-        st.error(f"{existing} is already enrolled; use exactly that spelling to add photos.")
+        st.error(f"{plain(existing)} is already enrolled; use exactly that spelling to add "
+                 "photos.")
         name = None
     elif existing is not None:
-        st.info(f"{name} is already enrolled: new photos are added to theirs.")
+        st.info(f"{plain(name)} is already enrolled: new photos are added to theirs.")
 ready = name is not None and consent
 if not ready:
     st.caption("Type a name and tick the consent box to start. Nothing is stored without "
@@ -113,7 +116,7 @@ if mode == "Camera snapshot":
                 done[shot_id] = f"{sentence} Saved."
                 st.caption(sentence)
         except FaceAttendanceError as error:
-            st.error(str(error))
+            st.error(error_text(error))
 
 elif mode == "Live camera":
     if problem := live_camera_problem():
@@ -165,7 +168,7 @@ elif mode == "Live camera":
         if crops and name is not None:
             save_crops(engine, name, crops)
         for problem in sorted(set(problems)):
-            st.warning(f"{problems.count(problem)} frame(s) skipped: {problem}")
+            st.warning(f"{problems.count(problem)} frame(s) skipped: {plain(problem)}")
         if not crops:
             st.error("No usable face was captured.")
 
@@ -179,19 +182,20 @@ else:
                                           labels=[u.name for u in uploads])
             if report.saved:
                 st.success(f"Saved {len(report.saved)} face photo"
-                           f"{'s' if len(report.saved) != 1 else ''} of {report.name}.")
+                           f"{'s' if len(report.saved) != 1 else ''} of {plain(report.name)}.")
             for label, reason in report.rejected:
-                st.error(reason if label in reason else f"{label}: {reason}")
+                st.error(plain(reason if label in reason else f"{label}: {reason}"))
             if report.similar_to:
-                listed = ", ".join(f"{n} (similarity {100 * max(s, 0):.0f}%)" for n, s in report.similar_to)
+                listed = ", ".join(f"{plain(n)} (similarity {100 * max(s, 0):.0f}%)"
+                                   for n, s in report.similar_to)
                 st.warning(f"This face already matches **{listed}**. Check that this is not "
                            "the same person enrolled twice.", icon="⚠️")
         except FaceAttendanceError as error:
-            st.error(str(error))
+            st.error(error_text(error))
 
 if name is not None and engine.gallery.find_person(name) == name:
     paths = engine.gallery.image_paths(name)
-    st.subheader(f"Saved photos of {name} ({len(paths)})")
+    st.subheader(f"Saved photos of {plain(name)} ({len(paths)})")
     for start in range(0, len(paths), THUMBS_PER_ROW):
         columns = st.columns(THUMBS_PER_ROW)
         for column, path in zip(columns, paths[start:start + THUMBS_PER_ROW], strict=False):

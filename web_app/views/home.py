@@ -1,4 +1,8 @@
-"""Home: what the app does, who is enrolled, which model is active, today at a glance."""
+"""Home: what the app does, which model is active; today at a glance for the teacher.
+
+Who is enrolled and who checked in today is the register: it shows only to a browser
+that unlocked the teacher pages (or when no passcode is set).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,16 @@ from datetime import date
 
 import streamlit as st
 
-from model.access import ENV_ADMIN_PASSCODE, passcode_is_set
-from web_app.common import get_book, get_engine, model_figures, model_summary
+from web_app.common import (
+    get_book,
+    get_engine,
+    is_admin,
+    model_figures,
+    model_summary,
+    passcode_set,
+    plain,
+    unlock_form,
+)
 
 st.title("Face attendance")
 st.write(
@@ -15,23 +27,25 @@ st.write(
     "camera (with their consent), and students then **check in** at the kiosk by looking at "
     "the camera. The **Attendance** page lists every class session and exports a CSV.")
 
-if not passcode_is_set():
+if not passcode_set():
     st.warning(
         "**No admin passcode is set.** The teacher pages (Enroll, People, Train, Attendance) "
-        "are open to anyone using this app. Set the environment variable "
-        f"`{ENV_ADMIN_PASSCODE}` or `admin_passcode` in `.streamlit/secrets.toml` before "
-        "using it on a shared computer.", icon="🔓")
+        "and the register (who is enrolled, who checked in) are open to anyone using this app. "
+        "Set an admin passcode (see the README) before using it on a shared computer.",
+        icon="🔓")
 
 engine = get_engine()
-book = get_book()
-people = engine.gallery.people()
-today = [s for s in book.sessions() if s.started_at.date() == date.today()]
-present_today = {name for s in today for name in book.present_people(s.id)}
+admin = is_admin()
 
-left, middle, right = st.columns(3)
-left.metric("People enrolled", len(people))
-middle.metric("Class sessions today", len(today))
-right.metric("Checked in today", len(present_today))
+if admin:
+    book = get_book()
+    people = engine.gallery.people()
+    today = [s for s in book.sessions() if s.started_at.date() == date.today()]
+    present_today = {name for s in today for name in book.present_people(s.id)}
+    left, middle, right = st.columns(3)
+    left.metric("People enrolled", len(people))
+    middle.metric("Class sessions today", len(today))
+    right.metric("Checked in today", len(present_today))
 
 st.subheader("Recognition model")
 st.markdown(f"Active model: {model_summary(engine.recognizer)}.")
@@ -45,18 +59,28 @@ if shown:
                "dark, JPEG 30, with nothing re-tuned for it.")
 
 st.subheader("Today")
-if not today:
-    st.write("No class session has been started today. Start one on the **Check-in** page.")
-for session in today:
-    names = book.present_people(session.id)
-    st.markdown(f"**{session.name}** (started {session.started_at:%H:%M}): "
-                f"{len(names)} checked in" + (f" — {', '.join(names)}" if names else ""))
+if not admin:
+    st.caption("Who is enrolled and who checked in today is for the teacher: unlock below to "
+               "see it.")
+    with st.expander("Teacher: unlock"):
+        unlock_form()
+else:
+    open_id = book.open_session_id()
+    if not today:
+        st.write("No class session has been started today. Start one on the **Check-in** page.")
+    for session in today:
+        names = book.present_people(session.id)
+        status = " — open at the kiosk" if session.id == open_id else ""
+        st.markdown(f"**{plain(session.name)}** (started {session.started_at:%H:%M}{status}): "
+                    f"{len(names)} checked in"
+                    + (f" — {plain(', '.join(names))}" if names else ""))
 
 st.subheader("How to use it")
 st.markdown(
     "1. **Enroll** each person: type the name, tick consent, take 5–10 photos from the camera "
     "while they turn their head a little (or upload photos).\n"
     "2. Optionally **Train**: fine-tune the network on your class for better accuracy.\n"
-    "3. **Check-in**: start a class session, then start the live camera. A person is checked "
-    "in after being recognised in several frames in a row, once per session.\n"
+    "3. **Check-in**: the teacher starts (opens) a class session, then students look at the "
+    "live camera. A person is checked in after being recognised in several frames in a row, "
+    "once per session.\n"
     "4. **Attendance**: see who came, correct mistakes by hand, download a CSV.")

@@ -6,8 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
-from model.recognizer import forget_person_models
-from web_app.common import get_book, get_engine, require_admin
+from web_app.common import error_text, get_book, get_engine, plain, require_admin
 
 #: Thumbnails per row in the photo strip of the selected person.
 THUMBS_PER_ROW = 8
@@ -20,11 +19,17 @@ engine = get_engine()
 book = get_book()
 people = engine.gallery.people()
 
+# Messages are stored already made safe (``plain`` names) by the action that left them.
 if message := st.session_state.pop("people_message", None):
     st.success(message)
 # Widget values can only be set before the widget is drawn, so a rename leaves a note here.
 if (selected := st.session_state.pop("people_next_selected", None)) is not None:
     st.session_state["people_selected"] = selected
+
+# A folder someone made or damaged by hand is named and skipped; the page carries on.
+for folder, why in engine.gallery.unreadable_folders():
+    st.warning(f"The gallery folder {plain(folder)} {plain(why)}: it is left out until its "
+               "permissions are fixed.")
 
 if not people:
     st.info("Nobody is enrolled yet. Use the **Enroll** page to add people.")
@@ -55,29 +60,28 @@ with rename_col:
                 renamed = engine.gallery.rename_person(name, new_name)
                 book.rename_person(name, renamed)
                 st.session_state["people_next_selected"] = renamed
-                st.session_state["people_message"] = f"Renamed {name} to {renamed}."
+                st.session_state["people_message"] = (f"Renamed {plain(name)} to "
+                                                      f"{plain(renamed)}.")
                 st.rerun()
             except FaceAttendanceError as error:
-                st.error(str(error))
+                st.error(error_text(error))
 
 with delete_col:
     st.subheader("Delete")
-    st.write(f"Deletes every photo of **{name}**, their cached face data and any fine-tuned "
+    st.write(f"Deletes every photo of **{plain(name)}**, their cached face data and any fine-tuned "
              "model that learned from their photos (the app then uses the previous model).")
     keep_rows = st.radio("Their attendance records", ["Keep", "Delete"], horizontal=True,
                          key="people_keep_rows")
-    confirm = st.checkbox(f"Yes, delete {name}", key=f"people_confirm_{name}")
+    confirm = st.checkbox(f"Yes, delete {plain(name)}", key=f"people_confirm_{name}")
     if st.button("Delete person", type="primary", disabled=not confirm):
         try:
-            engine.gallery.remove_person(name)
-            models = forget_person_models(engine.settings.models_dir, name)
-            if models:
-                engine.reload_model()
-            removed = book.forget_person(name) if keep_rows == "Delete" else 0
+            removal = engine.remove_person(
+                name, forget_attendance=book if keep_rows == "Delete" else None)
+            removed, models = removal.attendance_rows, removal.models
             st.session_state["people_message"] = (
-                f"Deleted {name}" + (f", {removed} attendance records" if removed else "")
+                f"Deleted {plain(name)}" + (f", {removed} attendance records" if removed else "")
                 + (f" and {len(models)} fine-tuned model(s) trained on their photos"
                    if models else "") + ".")
             st.rerun()
         except FaceAttendanceError as error:
-            st.error(str(error))
+            st.error(error_text(error))

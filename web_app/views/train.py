@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from model.recognizer import restore_previous
-from web_app.common import get_engine, model_summary, require_admin
+from model.core.registry import restore_previous
+from web_app.common import get_engine, model_summary, plain, require_admin
 from web_app.training_job import TrainingJob
 
 #: Fine-tuning needs people to tell apart and several photos of each.
@@ -30,7 +30,7 @@ def training_job() -> TrainingJob:
 
 def show_result(result: Any) -> None:
     """Held-out figures before/after, the new threshold and the loss per epoch."""
-    (st.success if result.replaced else st.info)(result.message)
+    (st.success if result.replaced else st.info)(plain(result.message))
     before, after = result.before, result.after
     if before is not None and after is not None:
         pair, ident, threshold = st.columns(3)
@@ -108,7 +108,7 @@ def progress_panel() -> None:
     if state.running:
         last = state.points[-1] if state.points else None
         fraction = min(1.0, last.done / last.total) if last and last.total else 0.0
-        st.progress(fraction, text=state.message or "Training…")
+        st.progress(fraction, text=plain(state.message) if state.message else "Training…")
     losses = [p for p in state.points if p.loss is not None]
     if losses:
         st.caption("Training loss (lower is better)")
@@ -116,7 +116,7 @@ def progress_panel() -> None:
                                     "loss": [p.loss for p in losses]}), x="step", y="loss")
     if not state.running:
         if state.error:
-            st.error(f"Fine-tuning failed: {state.error}")
+            st.error(f"Fine-tuning failed: {plain(state.error)}")
         st.rerun(scope="app")  # leave the fragment: the keep / roll back buttons appear
 
 
@@ -125,7 +125,7 @@ if snapshot.running:
     progress_panel()
 elif snapshot.started_at is not None:
     if snapshot.error:
-        st.error(f"Fine-tuning failed: {snapshot.error}")
+        st.error(f"Fine-tuning failed: {plain(snapshot.error)}")
     elif snapshot.result is not None:
         result = snapshot.result
         show_result(result)

@@ -1,4 +1,10 @@
-"""Verify (open): are two faces the same person? Is this person who they say? Who is this?"""
+"""Verify: are two faces the same person? Which photo is the anchor's person? (open)
+Is this person who they say? Who is this? (the teacher's: they reveal the gallery)
+
+The kiosk's modes compare only photos the visitor uploads. The modes that show enrolled
+names, an enrolled person's photo or the closest candidates for a stranger appear only
+to a browser that unlocked the teacher pages (or when no passcode is set).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,17 @@ import streamlit as st
 
 from model.errors import FaceAttendanceError
 from model.images import load_image
-from web_app.common import UPLOAD_TYPES, draw_boxes, get_engine, match_label, read_upload
+from web_app.common import (
+    UPLOAD_TYPES,
+    draw_boxes,
+    error_text,
+    get_engine,
+    is_admin,
+    match_label,
+    plain,
+    read_upload,
+    unlock_form,
+)
 
 #: Width of each aligned face shown side by side, and of a boxed photo.
 FACE_WIDTH = 160
@@ -16,6 +32,8 @@ PREVIEW_WIDTH = 520
 CANDIDATES_PER_ROW = 4
 MODES = ("Two photos", "A photo and an enrolled person", "Which photo is the anchor's person?",
          "Who is this?")
+#: Modes that reveal the gallery (names, enrolled photos, candidates): teacher only.
+TEACHER_MODES = (MODES[1], MODES[3])
 
 
 def verdict(result) -> None:  # type: ignore[no-untyped-def]
@@ -31,7 +49,15 @@ def verdict(result) -> None:  # type: ignore[no-untyped-def]
 
 st.title("Verify")
 engine = get_engine()
-mode = st.radio("What to check", MODES, key="verify_mode")
+admin = is_admin()
+modes = [m for m in MODES if admin or m not in TEACHER_MODES]
+if st.session_state.get("verify_mode") not in modes:
+    st.session_state.pop("verify_mode", None)  # locked again while in a teacher mode
+mode = st.radio("What to check", modes, key="verify_mode")
+if not admin:
+    with st.expander("Teacher: more modes"):
+        unlock_form("\"A photo and an enrolled person\" and \"Who is this?\" show who is "
+                    "enrolled, so they are for the teacher. Type the admin passcode to use them.")
 
 try:
     if mode == MODES[0]:
@@ -48,7 +74,7 @@ try:
             right.image(face_b, width=FACE_WIDTH, caption="Second face (aligned)")
             verdict(result)
 
-    elif mode == MODES[1]:
+    elif mode == MODES[1] and admin:
         people = [p.name for p in engine.gallery.people()]
         if not people:
             st.info("Nobody is enrolled yet.")
@@ -64,7 +90,7 @@ try:
                 paths = engine.gallery.image_paths(person)
                 if paths:
                     right.image(load_image(paths[0]), width=FACE_WIDTH,
-                                caption=f"{person} (enrolled)")
+                                caption=f"{plain(person)} (enrolled)")
                 verdict(result)
 
     elif mode == MODES[2]:
@@ -83,11 +109,13 @@ try:
             else:
                 best, best_score, best_same = ranking[0]
                 if best_same:
-                    st.success(f"Most likely the anchor's person: **{candidates[best].name}** "
+                    st.success(f"Most likely the anchor's person: "
+                               f"**{plain(candidates[best].name)}** "
                                f"(similarity {100 * max(best_score, 0):.0f}%).")
                 else:
                     st.warning("No candidate is close enough to be the same person; the closest "
-                               f"is {candidates[best].name} ({100 * max(best_score, 0):.0f}%).")
+                               f"is {plain(candidates[best].name)} "
+                               f"({100 * max(best_score, 0):.0f}%).")
             for start in range(0, len(ranking), CANDIDATES_PER_ROW):
                 columns = st.columns(CANDIDATES_PER_ROW)
                 for column, (index, score, same) in zip(columns,
@@ -95,13 +123,14 @@ try:
                                                         strict=False):
                     column.image(engine.aligned_face(images[index]), width=FACE_WIDTH,
                                  caption=f"#{start + columns.index(column) + 1} "
-                                         f"{candidates[index].name}: {100 * max(score, 0):.0f}%"
+                                         f"{plain(candidates[index].name)}: "
+                                         f"{100 * max(score, 0):.0f}%"
                                          + (" (same person)" if same else ""))
             skipped = len(candidates) - len(ranking)
             if skipped:
                 st.caption(f"{skipped} photo(s) left out: no face or several faces.")
 
-    else:
+    elif mode == MODES[3] and admin:
         photo = st.file_uploader("Photo", type=UPLOAD_TYPES, key="verify_identify")
         if photo is not None:
             image = read_upload(photo)
@@ -116,4 +145,4 @@ try:
             if rows:
                 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 except FaceAttendanceError as error:
-    st.error(str(error))
+    st.error(error_text(error))
