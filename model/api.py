@@ -24,6 +24,7 @@ from model.core.matching import GalleryIndex
 from model.detection import FaceDetector, load_detector
 from model.errors import (
     ConsentRequiredError,
+    DifferentPersonError,
     FaceAttendanceError,
     FaceQualityError,
     MultipleFacesError,
@@ -31,7 +32,7 @@ from model.errors import (
 )
 from model.gallery import Gallery, GalleryEmbeddings
 from model.images import ImageSource, load_image
-from model.naming import normalize_name
+from model.naming import display_name, normalize_name, normalize_student_id
 from model.recognizer import Recognizer, load_recognizer
 from model.records import DetectedFace, Match, Verification
 from model.settings import Settings, get_settings
@@ -191,17 +192,22 @@ class FaceAttendance:
     # ----- enrollment ----------------------------------------------------------------
 
     def enroll_person(self, name: str, images: Sequence[ImageInput], *, consent: bool,
-                      labels: Sequence[str] | None = None) -> EnrollmentReport:
+                      labels: Sequence[str] | None = None, student_id: str | None = None,
+                      add_to_existing: bool = False) -> EnrollmentReport:
         """Add a person (or more photos of them) from photos showing exactly one good face.
 
         Photos that cannot be read, show no face, several faces, or a face too small
         or blurry are refused with a sentence naming them; the others are saved.
         Without ``consent`` nothing is read or stored (``ConsentRequiredError``).
+        Photos for a name that is already enrolled whose faces do not match that person
+        raise ``DifferentPersonError`` (nothing stored) unless ``add_to_existing``: two
+        students may share a name, and a ``student_id`` tells them apart.
         """
         if not consent:
             raise ConsentRequiredError(
                 "Consent is required: tick the consent box (or pass --consent). Nothing was stored.")
-        name = normalize_name(name)
+        plain, sid = normalize_name(name), normalize_student_id(student_id)
+        name = display_name(plain, sid)
         labels = list(labels) if labels is not None else [_label_of(img, i) for i, img in enumerate(images)]
         crops: list[np.ndarray] = []
         rejected: list[tuple[str, str]] = []
@@ -215,9 +221,38 @@ class FaceAttendance:
                 crops.append(assessment.crop)
             except FaceAttendanceError as exc:
                 rejected.append((label, str(exc)))
+        existing = self.gallery.find_person(name)
+        if crops and existing is not None and not add_to_existing:
+            same, score = self.matches_person(existing, crops)
+            if not same:
+                raise DifferentPersonError(
+                    f"These photos do not look like the {existing} already enrolled (similarity "
+                    f"{100 * max(score, 0):.0f}%). If this is a different person, give them a "
+                    "student id (or another name); if it is the same person, add the photos "
+                    "anyway. Nothing was stored.")
         similar = self.look_alikes(name, crops)
-        saved = self.gallery.add_crops(name, crops, consent=True) if crops else []
-        return EnrollmentReport(name=name, saved=saved, rejected=rejected, similar_to=similar)
+        saved = (self.gallery.add_crops(plain, crops, consent=True, student_id=sid)
+                 if crops else [])
+        return EnrollmentReport(name=existing or name, saved=saved, rejected=rejected,
+                                similar_to=similar)
+
+    def matches_person(self, name: str, crops: Sequence[np.ndarray]) -> tuple[bool, float]:
+        """Do these aligned crops show the enrolled person ``name``? (same?, best cosine).
+        Same when most of the crops reach the gallery's naming threshold for that person
+        (the claimed-identity rule of ``verify_person``)."""
+        recognizer = self.recognizer
+        gallery = self.gallery.embeddings(recognizer)
+        person = self.gallery.person(name).name
+        if person not in gallery.people or not crops:
+            return True, 1.0
+        index = self.gallery_index(recognizer, gallery)
+        j = gallery.people.index(person)
+        votes, best = 0, -1.0
+        for decision in index.decide(recognizer.embed(crops), candidates=len(gallery.people)):
+            raw, norm = next((r, n) for p, r, n in decision.ranked if p == j)
+            votes += norm >= index.threshold and raw >= recognizer.rule.min_cosine
+            best = max(best, raw)
+        return 2 * votes >= len(crops), best
 
     # ----- recognition ---------------------------------------------------------------
 

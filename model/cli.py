@@ -55,6 +55,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help='the person\'s name, e.g. "Ada Lovelace"')
     p.add_argument("--consent", action="store_true",
                    help="the person agreed to have their face stored (required)")
+    p.add_argument("--student-id", metavar="ID",
+                   help="tells two students with the same name apart (shown as 'Name (ID)')")
+    p.add_argument("--add-to-existing", action="store_true",
+                   help="add the photos to the enrolled person of this name even when they do "
+                        "not look alike (without it such photos are refused)")
     p.add_argument("photos", nargs="+", help="photos showing exactly this one person")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_cmd_enroll)
@@ -300,14 +305,16 @@ def _untrained_note(engine: Any) -> str | None:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from model.naming import normalize_name
+    from model.naming import normalize_name, normalize_student_id
 
-    name = normalize_name(args.name)  # refuse a bad name before loading anything
+    name = normalize_name(args.name)  # refuse a bad name or id before loading anything
+    student_id = normalize_student_id(args.student_id)
     if not args.consent:
         raise UserError("consent is required: pass --consent once the person has agreed to "
                         "have their face stored. Nothing was stored.")
     engine = _engine(args)
-    report = engine.enroll_person(name, args.photos, consent=True, labels=args.photos)
+    report = engine.enroll_person(name, args.photos, consent=True, labels=args.photos,
+                                  student_id=student_id, add_to_existing=args.add_to_existing)
     if args.json:
         print(json.dumps({
             "name": report.name, "saved": [str(p) for p in report.saved],

@@ -49,3 +49,7 @@ class ModelError(FaceAttendanceError):
 
 class LastPhotoError(FaceAttendanceError):
     """The photo asked to be deleted is the person's last one (delete the person instead)."""
+
+
+class DifferentPersonError(FaceAttendanceError):
+    """Photos added under an enrolled name do not look like that person (maybe a namesake)."""

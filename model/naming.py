@@ -81,17 +81,17 @@ def normalize_name(raw: str) -> str:
 
 def normalize_student_id(raw: str | None) -> str | None:
     """A student id as stored (trimmed), None when empty; ``InvalidNameError`` when it has
-    characters other than letters, digits and ``-_./`` or is too long."""
+    characters other than letters, digits and ``-_.`` or is too long (no ``/``: the id
+    is part of the person's folder name)."""
     if raw is None:
         return None
     value = unicodedata.normalize("NFC", str(raw)).strip()
     if not value:
         return None
     if len(value) > MAX_STUDENT_ID_LENGTH or not all(
-            ch.isalnum() or ch in "-_./" for ch in value):
+            ch.isalnum() or ch in "-_." for ch in value):
         raise InvalidNameError(
-            f"A student id has at most {MAX_STUDENT_ID_LENGTH} letters, digits, '-', '_', '.' "
-            "or '/'.")
+            f"A student id has at most {MAX_STUDENT_ID_LENGTH} letters, digits, '-', '_' or '.'.")
     return value
 
 

@@ -189,3 +189,39 @@ def test_enroll_refuses_small_and_blurry_faces(attendance, astronaut):
     assert "too small" in reasons["tiny.jpg"]
     assert "too blurry" in reasons["blurry.jpg"]
     assert attendance.gallery.people() == []
+
+
+def _enroll_first(attendance, photos, name, count, **kwargs):
+    """Enroll ``count`` photos of one LFW person (skipping two-face photos); returns the rest."""
+    saved = 0
+    for i, photo in enumerate(photos):
+        saved += len(attendance.enroll_person(name, [photo], consent=True, **kwargs).saved)
+        if saved == count:
+            return photos[i + 1:]
+    raise AssertionError(f"could not enroll {count} photos as {name}")
+
+
+@pytest.mark.lfw
+def test_photos_of_someone_else_under_an_enrolled_name_are_refused(attendance, lfw_dir):
+    """Two students called Anna Smith are not merged: the second one's photos are refused
+    unless the teacher says they are the same person, or a student id tells them apart."""
+    from model.errors import DifferentPersonError
+
+    bush = _enroll_first(attendance, _photos(lfw_dir, "George_W_Bush"), "Anna Smith", 3)
+    powell = _enroll_first(attendance, _photos(lfw_dir, "Colin_Powell"), "Colin Powell", 3)
+    before = {p.name: p.image_count for p in attendance.gallery.people()}
+    with pytest.raises(DifferentPersonError, match="do not look like the Anna Smith"):
+        attendance.enroll_person("anna smith", powell[:2], consent=True)
+    assert {p.name: p.image_count for p in attendance.gallery.people()} == before
+    # More photos of the same person are added as before.
+    report = attendance.enroll_person("Anna Smith", bush[:2], consent=True)
+    assert report.name == "Anna Smith" and report.saved
+    # A namesake with a student id is a second person.
+    report = attendance.enroll_person("Anna Smith", powell[2:4], consent=True, student_id="S-2")
+    assert report.name == "Anna Smith (S-2)" and report.saved
+    assert "Anna Smith (S-2)" in [p.name for p in attendance.gallery.people()]
+    # The teacher insists: added to the existing person.
+    count = attendance.gallery.person("Anna Smith").image_count
+    report = attendance.enroll_person("Anna Smith", powell[4:5], consent=True,
+                                      add_to_existing=True)
+    assert attendance.gallery.person("Anna Smith").image_count == count + len(report.saved)

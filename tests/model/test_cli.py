@@ -55,6 +55,10 @@ def test_user_errors_need_no_network(tmp_path, photos):
     result = _run(data, "enroll", "--name", "../x", "--consent", str(photos["face"]))
     _assert_user_error(result)
     assert not (data / "gallery").exists() or not any((data / "gallery").iterdir())
+    result = _run(data, "enroll", "--name", NAME, "--student-id", "../1", "--consent",
+                  str(photos["face"]))
+    _assert_user_error(result)
+    assert "student id" in result.stderr
     _assert_user_error(_run(data, "remove", "Nobody Here"))
 
 
