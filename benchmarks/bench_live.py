@@ -60,7 +60,7 @@ def _enroll_astronaut(engine: Any) -> None:
 
 def bench_live_frames(engine: Any, book: Any, repeats: int) -> dict[str, float]:
     """Per-frame cost of LiveCheckInProcessor.process (the worker thread's whole job)."""
-    from model.checkin import CheckInTracker
+    from model.school.checkin import CheckInTracker
 
     processor = live.LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES))
     processor.start_session(book.start_session("benchmark").id)
@@ -71,7 +71,7 @@ def bench_live_frames(engine: Any, book: Any, repeats: int) -> dict[str, float]:
 
 def time_to_check_in(engine: Any, book: Any) -> float:
     """Seconds from the face's first camera frame to the check-in, camera at 30 fps."""
-    from model.checkin import CheckInTracker
+    from model.school.checkin import CheckInTracker
 
     processor = live.LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES))
     processor.start_session(book.start_session("benchmark").id)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-ins", type=int, default=5, help="check-in timings (median)")
     args = parser.parse_args(argv)
 
-    from model.attendance import AttendanceBook
+    from model.school.attendance import AttendanceBook
 
     with tempfile.TemporaryDirectory(prefix="faceatt-bench-") as tmp:
         engine = _engine(Path(tmp))

@@ -30,11 +30,11 @@ from model.errors import (
     MultipleFacesError,
     NoFaceError,
 )
-from model.gallery import Gallery, GalleryEmbeddings
 from model.images import ImageSource, load_image
 from model.naming import display_name, normalize_name, normalize_student_id
 from model.recognizer import Recognizer, load_recognizer
 from model.records import DetectedFace, Match, Verification
+from model.school.gallery import Gallery, GalleryEmbeddings
 from model.settings import Settings, get_settings
 
 #: Variance of the Laplacian of the aligned crop's grey image below which we call
@@ -81,7 +81,7 @@ class PersonRemoval:
 
 
 class AttendanceRecords(Protocol):
-    """What removal needs of an attendance book (``model.attendance.AttendanceBook``)."""
+    """What removal needs of an attendance book (``model.school.attendance.AttendanceBook``)."""
 
     def forget_person(self, person: str) -> int: ...
 
@@ -106,7 +106,7 @@ def recover_after_crash(settings: Settings, gallery: Gallery | None = None) -> l
     """Start-up repair (cheap when nothing crashed): finish removals a crash interrupted,
     roll back unfinished enrollments, sweep hidden temporaries of dead writers, drop
     card-less older models. Returns what was removed."""
-    from model.attendance import open_attendance
+    from model.school.attendance import open_attendance
 
     gallery = gallery or Gallery(settings.gallery_dir)
     removed: list[Path] = []

@@ -389,7 +389,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_people(args: argparse.Namespace) -> int:
     from model.core.registry import active_model_path
-    from model.gallery import Gallery
+    from model.school.gallery import Gallery
 
     settings = get_settings()
     people = Gallery(settings.gallery_dir).people()
@@ -411,9 +411,9 @@ def _cmd_people(args: argparse.Namespace) -> int:
 
 def _cmd_remove(args: argparse.Namespace) -> int:
     from model.api import recover_after_crash, remove_person
-    from model.attendance import open_attendance
     from model.core.registry import unit_name
-    from model.gallery import Gallery
+    from model.school.attendance import open_attendance
+    from model.school.gallery import Gallery
 
     settings = get_settings()
     gallery = Gallery(settings.gallery_dir)
@@ -435,7 +435,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 def _cmd_passcode_hash(args: argparse.Namespace) -> int:
     """Read the passcode (twice from a terminal, else the first line of stdin) and print
     the ``admin_passcode_hash`` line; the passcode itself is never printed."""
-    from model.access import (
+    from model.school.access import (
         DEFAULT_ITERATIONS,
         ENV_ADMIN_PASSCODE_HASH,
         SECRETS_HASH_KEY,

@@ -91,7 +91,7 @@ def recognizer(test_settings):
 def attendance(detector, recognizer, test_settings, tmp_path):
     """A FaceAttendance over a fresh, empty gallery, sharing the session's models."""
     from model.api import FaceAttendance
-    from model.gallery import Gallery
+    from model.school.gallery import Gallery
 
     settings = test_settings.with_gallery(tmp_path / "gallery")
     return FaceAttendance(detector, recognizer, Gallery(settings.gallery_dir), settings)

@@ -66,3 +66,20 @@ def test_inference_never_imports_training_code_or_the_teacher():
                                                                    "face_recognition")}, rel
         if not rel.startswith("model/learning/") and rel != "model/cli.py":
             assert not {m for m in modules if m.startswith("model.learning")}, rel
+
+
+def test_the_register_never_imports_training_or_the_facade():
+    """model/school (gallery, classes, attendance, check-in, access) sits on the inference
+    core: it never imports the training package, the facade or the command line."""
+    banned = ("model.learning", "model.api", "model.cli")
+    offenders = {}
+    for path in _sources("model/school"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   for alias in node.names}
+        modules |= {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        bad = sorted(m for m in modules if m.startswith(banned))
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = bad
+    assert _sources("model/school") and not offenders, offenders

@@ -29,7 +29,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from model.access import (
+from model.images import load_image
+from model.school.access import (
     ENV_ADMIN_PASSCODE,
     ENV_ADMIN_PASSCODE_HASH,
     AdminPasscode,
@@ -37,8 +38,7 @@ from model.access import (
     PasscodeThrottle,
     configured_passcode,
 )
-from model.attendance import AttendanceBook
-from model.images import load_image
+from model.school.attendance import AttendanceBook
 from model.settings import get_settings
 
 #: Box colours (RGB): recognised / good face, unknown face, a face with a problem.
@@ -188,7 +188,7 @@ def _throttle_keys() -> tuple[str, str]:
 def unlock_form(intro: str | None = None) -> None:
     """The passcode form; reruns the page as the teacher's once the right code is typed.
 
-    Wrong tries are throttled (``model.access.PasscodeThrottle``): after a few, a try
+    Wrong tries are throttled (``model.school.access.PasscodeThrottle``): after a few, a try
     made before its wait is over is refused without being checked.
     """
     passcode, problem = _configured()

@@ -31,8 +31,8 @@ if "tensorflow" not in sys.modules:
     with contextlib.suppress(ImportError):
         import streamlit_webrtc  # noqa: F401
 
-from model.attendance import AttendanceBook
-from model.checkin import CheckInTracker, LiveCheckIn
+from model.school.attendance import AttendanceBook
+from model.school.checkin import CheckInTracker, LiveCheckIn
 from web_app.common import BoxLabel, assessment_label, draw_boxes, match_label
 
 #: The worker thread exits after this many seconds without frames (the stream

@@ -345,7 +345,7 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
     base = Path(base_model_path) if base_model_path is not None else (
         previous or settings.base_model_path)
 
-    from model.gallery import Gallery
+    from model.school.gallery import Gallery
 
     gallery = Gallery(gallery_dir)
     report(FinetuneProgress("load", 0, 1, message="reading the gallery"))

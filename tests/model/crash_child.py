@@ -44,7 +44,7 @@ def main() -> None:
     scenario, data, at = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     from model.api import remove_person
     from model.core import registry
-    from model.gallery import Gallery
+    from model.school.gallery import Gallery
 
     gallery, models = Gallery(data / "gallery"), data / "models"
     if scenario == "finetune":  # TensorFlow is imported before the switch is set

@@ -12,7 +12,7 @@ import tomllib
 
 import pytest
 
-from model.access import (
+from model.school.access import (
     ENV_ADMIN_PASSCODE,
     ENV_ADMIN_PASSCODE_HASH,
     FREE_TRIES,
@@ -165,7 +165,7 @@ def test_codes_are_compared_in_constant_time(monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("model.access.hmac.compare_digest", spy)
+    monkeypatch.setattr("model.school.access.hmac.compare_digest", spy)
     assert AdminPasscode(plain="s3cret").matches("s3cret")
     assert not PasscodeHash.parse(hash_passcode("s3cret", iterations=FAST)).matches("guess")
     assert len(calls) == 2
@@ -241,7 +241,7 @@ def test_throttle_forgets_old_records_and_bounds_its_memory():
 
 def test_throttle_logs_a_warning_without_the_passcode(caplog):
     throttle = PasscodeThrottle(clock=FakeClock())
-    with caplog.at_level(logging.WARNING, logger="model.access"):
+    with caplog.at_level(logging.WARNING, logger="model.school.access"):
         for _ in range(FREE_TRIES - 1):
             throttle.failed("session:a", "address:10.0.0.7")
         assert not caplog.records

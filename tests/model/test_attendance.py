@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from model.attendance import CHECKIN_COLUMNS, AttendanceBook, open_attendance
+from model.school.attendance import CHECKIN_COLUMNS, AttendanceBook, open_attendance
 
 T0 = datetime(2026, 3, 2, 9, 0, 0)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from model.checkin import CheckInTracker, Recognition
+from model.school.checkin import CheckInTracker, Recognition
 
 T = datetime(2026, 3, 2, 9, 0, 0)
 

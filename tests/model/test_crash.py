@@ -16,7 +16,7 @@ from conftest import FakeEmbedder, random_crop
 
 from model.api import recover_after_crash
 from model.core import registry
-from model.gallery import CACHE_DIR, Gallery, _read_npz
+from model.school.gallery import CACHE_DIR, Gallery, _read_npz
 from model.settings import get_settings
 
 CHILD = Path(__file__).with_name("crash_child.py")

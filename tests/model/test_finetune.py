@@ -11,8 +11,8 @@ import pytest
 
 from model.core import registry
 from model.core.registry import activate_model, finetuned_model_path
-from model.gallery import Gallery
 from model.learning import finetune
+from model.school.gallery import Gallery
 
 pytestmark = pytest.mark.slow
 

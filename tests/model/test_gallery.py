@@ -11,7 +11,7 @@ import pytest
 from conftest import FakeEmbedder, random_crop
 
 from model.errors import ConsentRequiredError, NameTakenError, UnknownPersonError
-from model.gallery import CACHE_DIR, PERSON_FILE, Gallery, _file_hash, _read_npz
+from model.school.gallery import CACHE_DIR, PERSON_FILE, Gallery, _file_hash, _read_npz
 
 
 def _cache_keys(root: Path) -> dict[str, set[str]]:
@@ -232,7 +232,7 @@ def test_a_new_person_appears_with_all_photos_or_not_at_all(tmp_path, monkeypatc
 
 
 def test_recover_takes_back_an_unfinished_addition(gallery, monkeypatch):
-    import model.gallery as module
+    import model.school.gallery as module
 
     before = set(gallery.image_paths("Ada Lovelace"))
     real = module.atomic_write_bytes
@@ -291,7 +291,7 @@ def test_hand_made_folders_with_other_names_still_work(gallery):
 
 
 def test_an_unreadable_folder_is_reported_not_fatal(gallery, monkeypatch):
-    import model.gallery as module
+    import model.school.gallery as module
 
     real = module._list_crops
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from model.errors import InvalidNameError, NameTakenError
-from model.gallery import Gallery
 from model.naming import (
     MAX_FOLDER_BYTES,
     MAX_NAME_LENGTH,
@@ -15,6 +14,7 @@ from model.naming import (
     normalize_name,
     normalize_student_id,
 )
+from model.school.gallery import Gallery
 
 
 @pytest.mark.parametrize("name", [

@@ -13,7 +13,7 @@ from conftest import random_crop
 
 from model.api import remove_person
 from model.core import files, registry
-from model.gallery import Gallery
+from model.school.gallery import Gallery
 
 
 def _save_fake(path: Path) -> None:

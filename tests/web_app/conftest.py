@@ -53,7 +53,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("FACEATT_BASE_MODEL", str(tmp_path / "no-model.keras"))
     monkeypatch.setenv("FACEATT_ADMIN_PASSCODE", "")
     monkeypatch.setenv("FACEATT_ADMIN_PASSCODE_HASH", "")
-    monkeypatch.setattr("model.access.secrets_files", lambda: [])
+    monkeypatch.setattr("model.school.access.secrets_files", lambda: [])
     from web_app.common import passcode_throttle
 
     passcode_throttle.clear()  # wrong tries of an earlier test do not slow this one

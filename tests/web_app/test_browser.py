@@ -253,7 +253,7 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             page.screenshot(path=str(out_dir / "3-attendance.png"), full_page=True)
         finally:
             browser.close()
-    from model.attendance import AttendanceBook
+    from model.school.attendance import AttendanceBook
 
     book = AttendanceBook(tmp_path / "data" / "attendance.sqlite3")
     rows = book.checkins()

@@ -16,9 +16,9 @@ from markdown_text import render, shown
 from streamlit.testing.v1 import AppTest
 from test_pages import PERSON, enroll_upload, open_page, texts
 
-from model.access import hash_passcode
-from model.attendance import AttendanceBook
 from model.records import Match
+from model.school.access import hash_passcode
+from model.school.attendance import AttendanceBook
 
 PASSCODE = "correct horse"
 #: A session name (free text) that would fetch an image, link, embolden, colour, draw an
@@ -309,7 +309,7 @@ def test_a_malformed_hash_locks_the_teacher_pages(data_dir, monkeypatch):
 
 
 def test_guessing_is_slowed_and_a_reload_does_not_reset_it(data_dir, monkeypatch):
-    from model.access import PasscodeThrottle
+    from model.school.access import PasscodeThrottle
 
     class Clock:
         now = 0.0
@@ -443,7 +443,7 @@ def stranger(reason: str = "not close enough") -> Match:
 def test_live_boxes_never_name_the_closest_person_of_a_stranger(tmp_path):
     import numpy as np
 
-    from model.checkin import CheckInTracker
+    from model.school.checkin import CheckInTracker
     from web_app.live import LiveCheckInProcessor
 
     class Engine:
@@ -463,7 +463,7 @@ def test_live_boxes_never_name_the_closest_person_of_a_stranger(tmp_path):
 def test_live_check_in_stops_when_the_teacher_closes_the_session(tmp_path):
     import numpy as np
 
-    from model.checkin import CheckInTracker
+    from model.school.checkin import CheckInTracker
     from web_app.live import LiveCheckInProcessor
 
     class Engine:

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from model.attendance import AttendanceBook
-from model.checkin import CheckInTracker
 from model.records import Match
+from model.school.attendance import AttendanceBook
+from model.school.checkin import CheckInTracker
 from web_app.live import LiveCheckInProcessor, NewestFrameWorker
 
 FRAME = np.zeros((480, 640, 3), dtype=np.uint8)

@@ -18,8 +18,8 @@ import pytest
 from markdown_text import shown
 from streamlit.testing.v1 import AppTest
 
-from model.attendance import AttendanceBook
-from model.gallery import Gallery
+from model.school.attendance import AttendanceBook
+from model.school.gallery import Gallery
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_PATH = str(REPO_ROOT / "web_app" / "app.py")
@@ -297,8 +297,8 @@ def test_train_runs_in_background_and_rolls_back(data_dir, monkeypatch):
     """The page starts the job, shows progress, then the figures and keep / roll back."""
     import threading
 
-    from model.gallery import Gallery
     from model.learning import finetune
+    from model.school.gallery import Gallery
     from model.settings import FACE_CROP_SIZE
 
     crop = np.zeros((FACE_CROP_SIZE, FACE_CROP_SIZE, 3), dtype=np.uint8)
@@ -364,7 +364,7 @@ def test_people_page_carries_on_past_hand_made_and_unreadable_folders(data_dir, 
                                                                       monkeypatch):
     """A folder made by hand with a name the app would refuse is listed as it is; one that
     cannot be read is named in a warning; neither stops the page."""
-    import model.gallery as gallery_module
+    import model.school.gallery as gallery_module
 
     enroll_upload(open_page("enroll"), astronaut_png)
     crop = next((data_dir / "gallery" / PERSON).glob("*.jpg"))

@@ -13,8 +13,8 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from model.checkin import CheckInTracker
 from model.errors import FaceAttendanceError
+from model.school.checkin import CheckInTracker
 from web_app.common import (
     RTC_CONFIGURATION,
     UPLOAD_TYPES,

@@ -1,0 +1,1 @@
+"""The register: gallery, classes, attendance, check-in, the admin passcode (imports the core only)."""
