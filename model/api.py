@@ -9,8 +9,9 @@ network once.
 
 from __future__ import annotations
 
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +35,17 @@ from model.images import ImageSource, load_image
 from model.naming import display_name, normalize_name, normalize_student_id
 from model.recognizer import Recognizer, load_recognizer
 from model.records import DetectedFace, Match, Verification
+from model.school.attendance import AttendanceBook
+from model.school.classes import SchoolClass
 from model.school.gallery import Gallery, GalleryEmbeddings
+from model.school.importing import (
+    ImportReport,
+    PersonImport,
+    RosterEntry,
+    extract_zip,
+    person_folders,
+    read_roster,
+)
 from model.settings import Settings, get_settings
 
 #: Variance of the Laplacian of the aligned crop's grey image below which we call
@@ -102,6 +113,55 @@ def remove_person(gallery: Gallery, models_dir: Path, name: str, *,
                          models=models, attendance_rows=rows)
 
 
+def rename_person(gallery: Gallery, book: AttendanceBook, old: str, new: str, *,
+                  student_id: str | None = None, keep_student_id: bool = True) -> str:
+    """Rename a person in the gallery and everywhere the register names them (check-ins,
+    class rosters); returns the new name as shown. The CLI and the People page both come
+    here. Raises ``UnknownPersonError``, ``InvalidNameError`` or ``NameTakenError``."""
+    old_label = gallery.person(old).name
+    new_label = gallery.rename_person(old_label, new, student_id=student_id,
+                                      keep_student_id=keep_student_id)
+    if new_label != old_label:
+        book.rename_person(old_label, new_label)
+    return new_label
+
+
+@dataclass(frozen=True)
+class RosterReport:
+    """What reading a roster did: the class, who was added to it, who still needs photos,
+    and the lines refused (line number, why)."""
+
+    school_class: SchoolClass
+    added: list[str] = field(default_factory=list)
+    needs_photos: list[str] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+def import_roster(gallery: Gallery, book: AttendanceBook, data: bytes | str,
+                  class_name: str) -> RosterReport:
+    """Read a roster CSV into the class ``class_name`` (made when new): its people join
+    the roster, enrolled or not; ``needs_photos`` lists the roster members with no
+    photos yet. Needs no network (the CLI's ``roster`` and the Classes page)."""
+    entries, refused = read_roster(data)
+    if not entries:
+        raise FaceAttendanceError("The roster has no name on it: put one name per line "
+                                  "(and a student id after a comma if you use them).")
+    school_class = book.find_class(class_name) or book.create_class(class_name)
+    names = [_roster_name(gallery, entry) for entry in entries]
+    added = book.add_to_roster(school_class.id, names)
+    enrolled = {p.name for p in gallery.people()}
+    needs = [name for name in book.roster(school_class.id) if name not in enrolled]
+    return RosterReport(school_class=book.school_class(school_class.id) or school_class,
+                        added=added, needs_photos=needs, refused=refused)
+
+
+def _roster_name(gallery: Gallery, entry: RosterEntry) -> str:
+    """How a roster line is named in the register: as the enrolled person is shown when
+    one matches (any case), else as written (with the student id in brackets)."""
+    label = display_name(entry.name, entry.student_id)
+    return gallery.find_person(label) or label
+
+
 def recover_after_crash(settings: Settings, gallery: Gallery | None = None) -> list[Path]:
     """Start-up repair (cheap when nothing crashed): finish removals a crash interrupted,
     roll back unfinished enrollments, sweep hidden temporaries of dead writers, drop
@@ -131,6 +191,7 @@ class FaceAttendance:
         self._model_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._index: tuple[object, object, GalleryIndex] | None = None
+        self.book = AttendanceBook(settings.attendance_db)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, gallery_dir: str | Path | None = None,
@@ -144,7 +205,10 @@ class FaceAttendance:
         detector = load_detector(min_confidence=settings.min_detection_confidence,
                                  max_side=settings.max_detection_side)
         recognizer = load_recognizer(model_path, settings)
-        return cls(detector, recognizer, gallery, settings)
+        engine = cls(detector, recognizer, gallery, settings)
+        # A book from the single-class version: everyone enrolled joins its one class.
+        engine.book.adopt_enrolled(p.name for p in gallery.people())
+        return engine
 
     def warm_up(self) -> None:
         """Trace the detector and network once so the first user does not wait."""
@@ -159,16 +223,92 @@ class FaceAttendance:
         return recognizer
 
     def remove_person(self, name: str, *,
-                      forget_attendance: AttendanceRecords | None = None) -> PersonRemoval:
-        """``remove_person`` on this gallery, then back to the previous network if the
-        active one had learned from this person."""
+                      forget_attendance: bool | AttendanceRecords | None = None
+                      ) -> PersonRemoval:
+        """``remove_person`` on this gallery (``forget_attendance=True``: this app's book),
+        then back to the previous network if the active one had learned from this person."""
+        book = self.book if forget_attendance is True else (forget_attendance or None)
         removal = remove_person(self.gallery, self.settings.models_dir, name,
-                                forget_attendance=forget_attendance)
+                                forget_attendance=book)
         if removal.models:
             self.reload_model()
         with self._index_lock:
             self._index = None
         return removal
+
+    def rename_person(self, old: str, new: str, *, student_id: str | None = None,
+                      keep_student_id: bool = True) -> str:
+        """``rename_person`` on this gallery and book; returns the new name."""
+        renamed = rename_person(self.gallery, self.book, old, new, student_id=student_id,
+                                keep_student_id=keep_student_id)
+        with self._index_lock:
+            self._index = None
+        return renamed
+
+    # ----- bulk import ---------------------------------------------------------------
+
+    def import_folders(self, root: str | Path, *, consent: bool, class_name: str | None = None,
+                       add_to_existing: bool = False,
+                       progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
+        """Enroll every sub-folder of ``root`` named after a person (the seed layout, see
+        ``model.school.importing``), each like ``enroll_person``: per person, how many
+        photos were used and which were refused and why; a folder whose name is refused,
+        whose photos all fail, or whose photos look like someone else already enrolled
+        under that name stores nothing and says why. With ``class_name`` (made when new)
+        everyone enrolled from the folders joins that class's roster. ``progress(done,
+        total, name)`` is called before each person. Without ``consent`` nothing is read.
+        """
+        if not consent:
+            raise ConsentRequiredError(
+                "Consent is required: confirm that every person in these folders agreed to "
+                "have their face stored (--consent). Nothing was stored.")
+        folders, skipped = person_folders(root)
+        school_class = None
+        if class_name is not None and class_name.strip():
+            school_class = self.book.find_class(class_name) or self.book.create_class(class_name)
+        people: list[PersonImport] = []
+        for done, folder in enumerate(folders):
+            if progress is not None:
+                progress(done, len(folders), folder.name)
+            refused = [(name, f"{name}: not a photo (use JPEG, PNG, WebP, BMP or TIFF)")
+                       for name in folder.not_photos]
+            if not folder.photos:
+                people.append(PersonImport(folder.name, refused=refused,
+                                           error="no photo in this folder"))
+                continue
+            try:
+                report = self.enroll_person(
+                    folder.name, folder.photos, consent=True, add_to_existing=add_to_existing,
+                    labels=[str(p.relative_to(folder.folder)) for p in folder.photos])
+            except FaceAttendanceError as exc:
+                people.append(PersonImport(folder.name, refused=refused, error=str(exc)))
+                continue
+            refused += report.rejected
+            people.append(PersonImport(report.name, used=len(report.saved), refused=refused,
+                                       error=None if report.saved else
+                                       "no photo had exactly one usable face"))
+        if school_class is not None:
+            self.book.add_to_roster(school_class.id, [p.name for p in people if p.ok])
+        return ImportReport(people=people, skipped=skipped,
+                            class_name=school_class.name if school_class else None)
+
+    def import_zip(self, data: bytes | Path, *, consent: bool, class_name: str | None = None,
+                   add_to_existing: bool = False,
+                   progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
+        """``import_folders`` on a zip of person folders (unpacked safely into a temporary
+        folder that is deleted afterwards)."""
+        if not consent:
+            raise ConsentRequiredError(
+                "Consent is required: confirm that every person in this zip agreed to have "
+                "their face stored. Nothing was stored.")
+        with tempfile.TemporaryDirectory(prefix="faceatt-import-") as folder:
+            root = extract_zip(data, Path(folder) / "zip")
+            return self.import_folders(root, consent=True, class_name=class_name,
+                                       add_to_existing=add_to_existing, progress=progress)
+
+    def import_roster(self, data: bytes | str, class_name: str) -> RosterReport:
+        """``import_roster`` on this gallery and book."""
+        return import_roster(self.gallery, self.book, data, class_name)
 
     # ----- faces ---------------------------------------------------------------------
 
@@ -238,20 +378,24 @@ class FaceAttendance:
 
     def matches_person(self, name: str, crops: Sequence[np.ndarray]) -> tuple[bool, float]:
         """Do these aligned crops show the enrolled person ``name``? (same?, best cosine).
-        Same when most of the crops reach the gallery's naming threshold for that person
-        (the claimed-identity rule of ``verify_person``)."""
+
+        A crop matches when it passes the 1:1 pair rule (the Verify page's "same person")
+        against at least one of the person's stored photos; the crops show the person
+        when at least half of them match. The pair rule, not the stricter rule that
+        names a face among everyone enrolled: a new photo of a student in other light
+        must not be mistaken for a namesake's.
+        """
         recognizer = self.recognizer
         gallery = self.gallery.embeddings(recognizer)
         person = self.gallery.person(name).name
         if person not in gallery.people or not crops:
             return True, 1.0
-        index = self.gallery_index(recognizer, gallery)
-        j = gallery.people.index(person)
+        stored = gallery.matrix[gallery.person_index == gallery.people.index(person)]
         votes, best = 0, -1.0
-        for decision in index.decide(recognizer.embed(crops), candidates=len(gallery.people)):
-            raw, norm = next((r, n) for p, r, n in decision.ranked if p == j)
-            votes += norm >= index.threshold and raw >= recognizer.rule.min_cosine
-            best = max(best, raw)
+        for embedding in recognizer.embed(crops):
+            results = [recognizer.verify_pair(embedding, row, gallery.matrix) for row in stored]
+            votes += any(same for _, _, same in results)
+            best = max([best] + [raw for raw, _, _ in results])
         return 2 * votes >= len(crops), best
 
     # ----- recognition ---------------------------------------------------------------

@@ -93,7 +93,7 @@ def attendance(detector, recognizer, test_settings, tmp_path):
     from model.api import FaceAttendance
     from model.school.gallery import Gallery
 
-    settings = test_settings.with_gallery(tmp_path / "gallery")
+    settings = replace(test_settings, data_dir=tmp_path, gallery_dir=tmp_path / "gallery")
     return FaceAttendance(detector, recognizer, Gallery(settings.gallery_dir), settings)
 
 

@@ -1,4 +1,5 @@
-"""The attendance book: sessions, one check-in per person, corrections, rates, CSV."""
+"""The attendance book: classes and rosters, sessions, one check-in per person, the register
+(present, late, absent, visitors), corrections, rates per class, CSV, upgrades."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from model.school.attendance import CHECKIN_COLUMNS, AttendanceBook, open_attendance
+from model.school.attendance import (
+    CHECKIN_COLUMNS,
+    DEFAULT_CLASS_NAME,
+    REGISTER_COLUMNS,
+    AttendanceBook,
+    open_attendance,
+)
+from model.school.classes import ABSENT, LATE, PRESENT
 
 T0 = datetime(2026, 3, 2, 9, 0, 0)
 
@@ -70,7 +78,10 @@ def test_manual_marks_override(book):
 
 
 def test_table_and_rates(book):
-    a, b = book.start_session("A", now=T0), book.start_session("B", now=T0 + timedelta(days=1))
+    maths = book.create_class("Maths 7B")
+    book.add_to_roster(maths.id, ["Ada", "Grace"], now=T0)
+    a = book.start_session("A", class_id=maths.id, now=T0)
+    b = book.start_session("B", class_id=maths.id, now=T0 + timedelta(days=1))
     book.check_in(a.id, "Ada", score=0.9, how="live", now=T0)
     book.check_in(b.id, "Ada", score=0.8, how="snapshot", now=T0 + timedelta(days=1))
     book.check_in(a.id, "Grace", score=0.7, how="upload", now=T0)
@@ -82,7 +93,7 @@ def test_table_and_rates(book):
     rates = book.rates(people=["Alan"])
     assert list(rates["person"]) == ["Ada", "Grace", "Alan"]
     assert list(rates["rate"]) == [1.0, 0.5, 0.0]
-    assert set(rates["sessions"]) == {2}
+    assert list(rates["sessions"]) == [2, 2, 0]  # Alan is in no class: no session counts
 
 
 def test_rates_with_no_sessions(book):
@@ -92,19 +103,172 @@ def test_rates_with_no_sessions(book):
 
 
 def test_csv_export_round_trip_with_accents(book):
-    s = book.start_session("Français", now=T0)
+    french = book.create_class("Français 2")
+    book.add_to_roster(french.id, ["Zoë O'Brien", "Łukasz"], now=T0)
+    s = book.start_session("Français", class_id=french.id, now=T0)
     book.check_in(s.id, "Zoë O'Brien", score=0.93, how="live", now=T0)
     data = book.export_csv()
     assert data.startswith(b"\xef\xbb\xbf")
-    frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig")
-    assert list(frame.columns) == CHECKIN_COLUMNS
-    assert frame.loc[0, "person"] == "Zoë O'Brien"
+    frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", keep_default_na=False)
+    assert list(frame.columns) == REGISTER_COLUMNS
+    assert list(frame["person"]) == ["Zoë O'Brien", "Łukasz"]
+    assert list(frame["status"]) == [PRESENT, ABSENT]
     assert frame.loc[0, "checked_at"] == "2026-03-02 09:00:00"
+    assert frame.loc[1, "checked_at"] == ""
 
 
 def test_empty_export_has_header(book):
     header = book.export_csv().decode("utf-8-sig").strip()
-    assert header.split(",") == CHECKIN_COLUMNS
+    assert header.split(",") == REGISTER_COLUMNS
+
+
+# ----- classes, rosters and the register -------------------------------------------------
+
+@pytest.fixture()
+def two_classes(book):
+    maths = book.create_class("Maths 7B", late_after_min=10, now=T0)
+    art = book.create_class("Art club", late_after_min=0, now=T0)
+    book.add_to_roster(maths.id, ["Ada", "Grace", "Alan"], now=T0)
+    book.add_to_roster(art.id, ["Ada", "Frida"], now=T0)
+    return maths, art
+
+
+def test_classes_rosters_and_names(book, two_classes):
+    maths, art = two_classes
+    assert [c.name for c in book.classes()] == ["Art club", "Maths 7B"]
+    assert book.find_class("  maths   7b ") == book.school_class(maths.id)
+    assert book.school_class(maths.id).roster_size == 3
+    assert book.roster(maths.id) == ["Ada", "Alan", "Grace"]
+    assert [c.name for c in book.classes_of("Ada")] == ["Art club", "Maths 7B"]
+    assert book.add_to_roster(maths.id, ["Ada", "Marie"]) == ["Marie"]  # Ada was on it
+    assert book.remove_from_roster(maths.id, ["Marie", "Nobody"]) == 1
+    for bad in ("", "   ", "MATHS 7b", "x" * 81, "Maths\u200b7C"):
+        with pytest.raises(ValueError):
+            book.create_class(bad)
+    with pytest.raises(ValueError):
+        book.update_class(art.id, name="maths 7B")
+    assert book.update_class(art.id, name="Art club 2", late_after_min=5).late_after_s == 300
+    with pytest.raises(ValueError):
+        book.start_session("x", class_id=999)
+
+
+def test_register_present_late_absent_and_visitors(book, two_classes):
+    maths, _ = two_classes
+    session = book.start_session("", class_id=maths.id, now=T0)
+    assert session.name == "Maths 7B 2026-03-02 09:00" and session.class_id == maths.id
+    book.check_in(session.id, "Ada", score=0.91, how="live", now=T0 + timedelta(minutes=2))
+    book.check_in(session.id, "Grace", score=0.88, how="upload", now=T0 + timedelta(minutes=12))
+    book.check_in(session.id, "Frida", score=0.95, how="live", now=T0 + timedelta(minutes=1))
+    register = book.register(session.id)
+    assert register.class_name == "Maths 7B"
+    assert [(r.person, r.status) for r in register.rows] == [
+        ("Ada", PRESENT), ("Alan", ABSENT), ("Grace", LATE)]
+    assert [(v.person, v.status) for v in register.visitors] == [("Frida", PRESENT)]
+    assert (register.here, register.expected, register.missing) == (2, 3, ["Alan"])
+    assert register.rows[0].how == "live" and register.rows[0].score == 0.91
+    assert register.rows[1].checked_at is None
+    # Manual corrections, one per status; a visitor is never counted.
+    book.set_status(session.id, "Alan", LATE)
+    book.set_status(session.id, "Grace", PRESENT)
+    book.set_status(session.id, "Ada", ABSENT)
+    register = book.register(session.id)
+    assert [(r.person, r.status, r.manual) for r in register.rows] == [
+        ("Ada", ABSENT, True), ("Alan", LATE, True), ("Grace", PRESENT, True)]
+    with pytest.raises(ValueError):
+        book.set_status(session.id, "Ada", "visitor")
+    rates = book.rates(class_id=maths.id).set_index("person")
+    assert rates.loc["Alan", "attended"] == 1 and rates.loc["Ada", "attended"] == 0
+    assert "Frida" not in rates.index
+
+
+def test_the_grace_period_is_per_class(book, two_classes):
+    maths, art = two_classes
+    m = book.start_session("M", class_id=maths.id, now=T0)
+    a = book.start_session("A", class_id=art.id, now=T0)
+    for session in (m, a):
+        book.check_in(session.id, "Ada", score=0.9, how="live", now=T0 + timedelta(minutes=5))
+    assert book.register(m.id).rows[0].status == PRESENT
+    assert book.register(a.id).rows[0].status == LATE  # Art club: late after 0 minutes
+    book.update_class(art.id, late_after_min=6)
+    assert book.register(a.id).rows[0].status == PRESENT
+
+
+def test_rates_count_only_the_sessions_of_a_persons_classes(book, two_classes):
+    maths, art = two_classes
+    for day in range(3):
+        s = book.start_session("M", class_id=maths.id, now=T0 + timedelta(days=day))
+        book.check_in(s.id, "Ada", score=0.9, how="live", now=T0 + timedelta(days=day))
+        book.check_in(s.id, "Grace", score=0.9, how="live", now=T0 + timedelta(days=day))
+    art_session = book.start_session("A", class_id=art.id, now=T0)
+    book.check_in(art_session.id, "Frida", score=0.9, how="live", now=T0)
+    rates = book.rates().set_index("person")
+    assert rates.loc["Grace", "sessions"] == 3 and rates.loc["Grace", "rate"] == 1.0
+    assert rates.loc["Frida", "sessions"] == 1 and rates.loc["Frida", "rate"] == 1.0
+    assert rates.loc["Ada", "sessions"] == 4 and rates.loc["Ada", "attended"] == 3
+    assert rates.loc["Alan", "rate"] == 0.0
+    by_class = book.rates(class_id=art.id).set_index("person")
+    assert sorted(by_class.index) == ["Ada", "Frida"] and by_class.loc["Ada", "rate"] == 0.0
+
+
+def test_a_late_joiner_is_not_absent_before_joining(book, two_classes):
+    maths, _ = two_classes
+    early = book.start_session("M1", class_id=maths.id, now=T0)
+    book.add_to_roster(maths.id, ["Marie"], now=T0 + timedelta(days=7))
+    later = book.start_session("M2", class_id=maths.id, now=T0 + timedelta(days=7, hours=1))
+    assert "Marie" not in [r.person for r in book.register(early.id).rows]
+    assert ("Marie", ABSENT) in [(r.person, r.status) for r in book.register(later.id).rows]
+
+
+def test_rename_and_delete_a_session(book, two_classes):
+    maths, _ = two_classes
+    s = book.start_session("M", class_id=maths.id, now=T0, open_it=True)
+    book.check_in(s.id, "Ada", score=0.9, how="live", now=T0)
+    assert book.rename_session(s.id, "  Algebra  ").name == "Algebra"
+    with pytest.raises(ValueError):
+        book.rename_session(s.id, "  ")
+    book.delete_session(s.id)
+    assert book.sessions() == [] and book.checkins() == [] and book.open_session_id() is None
+    with pytest.raises(ValueError):
+        book.register(s.id)
+
+
+def test_deleting_a_class_deletes_its_sessions_and_check_ins(book, two_classes):
+    maths, art = two_classes
+    m = book.start_session("M", class_id=maths.id, now=T0)
+    a = book.start_session("A", class_id=art.id, now=T0)
+    book.check_in(m.id, "Ada", score=0.9, how="live", now=T0)
+    book.check_in(a.id, "Ada", score=0.9, how="live", now=T0)
+    book.delete_class(maths.id)
+    assert [s.id for s in book.sessions()] == [a.id]
+    assert [c.session_id for c in book.checkins()] == [a.id]
+    assert [c.name for c in book.classes_of("Ada")] == ["Art club"]
+
+
+def test_register_over_a_date_range_like_a_paper_one(book, two_classes):
+    maths, art = two_classes
+    days = [book.start_session(f"Day {d}", class_id=maths.id, now=T0 + timedelta(days=d))
+            for d in range(3)]
+    book.start_session("Art", class_id=art.id, now=T0)
+    book.check_in(days[0].id, "Ada", score=0.9, how="live", now=T0)
+    book.check_in(days[1].id, "Ada", score=0.9, how="live",
+                  now=T0 + timedelta(days=1, minutes=30))
+    book.check_in(days[2].id, "Grace", score=0.9, how="live", now=T0 + timedelta(days=2))
+    data = book.export_register_csv(maths.id, start=T0.date(), end=(T0 + timedelta(days=1)).date())
+    grid = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", keep_default_na=False)
+    assert list(grid.columns) == ["person", "2026-03-02 09:00 Day 0", "2026-03-03 09:00 Day 1",
+                                  "attended", "sessions", "rate"]
+    assert grid.set_index("person").loc["Ada"].tolist()[:4] == [PRESENT, LATE, 2, 2]
+    assert grid.set_index("person").loc["Grace"].tolist()[:4] == [ABSENT, ABSENT, 0, 2]
+    long = book.register_table(class_id=maths.id)
+    assert len(long) == 3 * 3 and list(long["session"].unique()) == ["Day 0", "Day 1", "Day 2"]
+
+
+def test_rename_and_forget_follow_the_roster(book, two_classes):
+    maths, art = two_classes
+    book.rename_person("Ada", "Ada Lovelace")
+    assert book.roster(maths.id) == ["Ada Lovelace", "Alan", "Grace"]
+    book.forget_person("Ada Lovelace")
+    assert book.roster(art.id) == ["Frida"] and book.classes_of("Ada Lovelace") == []
 
 
 def test_rename_and_forget_person(book):
@@ -199,8 +363,10 @@ def test_the_open_session_is_shared_by_every_book_on_the_file(tmp_path):
     assert kiosk.current_session() is None
 
 
-def test_an_older_database_gets_the_open_session_table(tmp_path):
-    """A file made before the open session existed: its data stays, the table is added."""
+def test_an_older_database_is_upgraded_into_one_class(tmp_path):
+    """A file made by the single-class version: its data stays, its sessions become one
+    class's, everyone who checked in (and, once the app says who, everyone enrolled) is on
+    its roster; a marked absence stays absent."""
     import sqlite3
 
     path = tmp_path / "old.sqlite3"
@@ -217,6 +383,8 @@ def test_an_older_database_gets_the_open_session_table(tmp_path):
             INSERT INTO sessions (name, started_at) VALUES ('Old class', '2025-09-01T09:00:00');
             INSERT INTO checkins (session_id, person, checked_at, score, how, present)
                 VALUES (1, 'Ada', '2025-09-01T09:01:00', 0.9, 'live', 1);
+            INSERT INTO checkins (session_id, person, checked_at, score, how, present)
+                VALUES (1, 'Grace', '2025-09-01T09:30:00', NULL, 'manual', 0);
         """)
     db.close()
     book = AttendanceBook(path)
@@ -225,7 +393,18 @@ def test_an_older_database_gets_the_open_session_table(tmp_path):
     assert book.open_session_id() is None
     book.open_session(1)
     assert book.current_session().name == "Old class"
+    [only] = book.classes()
+    assert only.name == DEFAULT_CLASS_NAME and book.session(1).class_id == only.id
+    assert book.adopt_enrolled(["Ada", "Alan"]) == ["Alan"]
+    assert book.adopt_enrolled(["Marie"]) == []  # once only
+    assert [(r.person, r.status) for r in book.register(1).rows] == [
+        ("Ada", PRESENT), ("Alan", ABSENT), ("Grace", ABSENT)]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     db.close()
-    assert AttendanceBook(path).open_session_id() == 1  # opening again keeps it
+    again = AttendanceBook(path)  # opening again changes nothing
+    assert again.open_session_id() == 1 and len(again.classes()) == 1
+
+
+def test_a_new_book_has_no_class_until_one_is_made(book):
+    assert book.classes() == [] and book.adopt_enrolled(["Ada"]) == []
