@@ -361,7 +361,20 @@ class FaceAttendance:
                 crops.append(assessment.crop)
             except FaceAttendanceError as exc:
                 rejected.append((label, str(exc)))
-        existing = self.gallery.find_person(name)
+        report = self.enroll_crops(plain, crops, student_id=sid, add_to_existing=add_to_existing)
+        return EnrollmentReport(name=report.name, saved=report.saved, rejected=rejected,
+                                similar_to=report.similar_to)
+
+    def enroll_crops(self, name: str, crops: Sequence[np.ndarray], *,
+                     student_id: str | None = None,
+                     add_to_existing: bool = False) -> EnrollmentReport:
+        """Store aligned face crops (already checked: one good face each) as ``name``:
+        the camera paths of the Enroll page come here, ``enroll_person`` too. Raises
+        ``DifferentPersonError`` (nothing stored) when the name is enrolled and the crops
+        do not look like that person, unless ``add_to_existing``."""
+        plain, sid = normalize_name(name), normalize_student_id(student_id)
+        label = display_name(plain, sid)
+        existing = self.gallery.find_person(label)
         if crops and existing is not None and not add_to_existing:
             same, score = self.matches_person(existing, crops)
             if not same:
@@ -370,11 +383,10 @@ class FaceAttendance:
                     f"{100 * max(score, 0):.0f}%). If this is a different person, give them a "
                     "student id (or another name); if it is the same person, add the photos "
                     "anyway. Nothing was stored.")
-        similar = self.look_alikes(name, crops)
-        saved = (self.gallery.add_crops(plain, crops, consent=True, student_id=sid)
+        similar = self.look_alikes(label, crops) if crops else []
+        saved = (self.gallery.add_crops(plain, list(crops), consent=True, student_id=sid)
                  if crops else [])
-        return EnrollmentReport(name=existing or name, saved=saved, rejected=rejected,
-                                similar_to=similar)
+        return EnrollmentReport(name=existing or label, saved=saved, similar_to=similar)
 
     def matches_person(self, name: str, crops: Sequence[np.ndarray]) -> tuple[bool, float]:
         """Do these aligned crops show the enrolled person ``name``? (same?, best cosine).

@@ -64,6 +64,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_cmd_enroll)
 
+    p = sub.add_parser("import", parents=[common],
+                       help="enroll everyone from a folder (or .zip) of folders named after each person")
+    p.add_argument("dir", metavar="DIR",
+                   help="a folder with one sub-folder of photos per person, named after them "
+                        "(an underscore stands for a space), or a .zip of such folders")
+    p.add_argument("--class", dest="class_name", metavar="NAME",
+                   help='put everyone enrolled on this class\'s roster (made when new), e.g. "Maths 7B"')
+    p.add_argument("--consent", action="store_true",
+                   help="every person in the folders agreed to have their face stored (required)")
+    p.add_argument("--add-to-existing", action="store_true",
+                   help="add a folder's photos to the enrolled person of that name even when "
+                        "they do not look alike (without it that folder stores nothing)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(handler=_cmd_import)
+
     p = sub.add_parser("identify", parents=[common], help="name every face in photos")
     p.add_argument("photos", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
@@ -80,12 +95,34 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_people)
 
+    p = sub.add_parser("rename", parents=[common],
+                       help="rename a person; their attendance records and class rosters follow")
+    p.add_argument("old", metavar="OLD", help="the name as enrolled (any case)")
+    p.add_argument("new", metavar="NEW", help="the new name")
+    p.add_argument("--student-id", metavar="ID",
+                   help='give them this student id ("" removes it; default: keep theirs)')
+    p.set_defaults(handler=_cmd_rename)
+
     p = sub.add_parser("remove", parents=[common],
                        help="delete a person: their photos and every cached trace of their face")
     p.add_argument("name")
     p.add_argument("--forget-attendance", action="store_true",
                    help="also delete every attendance record of this person")
     p.set_defaults(handler=_cmd_remove)
+
+    p = sub.add_parser("roster", parents=[common],
+                       help="put the people of a roster CSV on a class (no photos needed)")
+    p.add_argument("csv", metavar="CSV",
+                   help="one name per line, a student id after a comma if you use them")
+    p.add_argument("--class", dest="class_name", metavar="NAME", required=True,
+                   help='the class (made when new), e.g. "Maths 7B"')
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(handler=_cmd_roster)
+
+    p = sub.add_parser("classes", parents=[common],
+                       help="list classes: roster size, late-after time, sessions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_classes)
 
     p = sub.add_parser("passcode-hash",
                        help="hash an admin passcode for .streamlit/secrets.toml (asks twice)")
@@ -334,6 +371,82 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_USER if report.rejected else EXIT_OK
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    """Enroll every person folder of DIR (or of a zip). Everything that can be refused
+    without the network (no consent, a missing folder, no person folder, a bad class
+    name) is refused before TensorFlow loads."""
+    import zipfile
+
+    from model.school.importing import person_folders
+
+    if not args.consent:
+        raise UserError("consent is required: pass --consent once every person in these "
+                        "folders has agreed to have their face stored. Nothing was stored.")
+    source = Path(args.dir)
+    if not source.exists():
+        raise UserError(f"{source} does not exist: give a folder holding one folder of photos "
+                        "per person, or a .zip of such folders.")
+    is_zip = source.is_file()
+    if is_zip and not zipfile.is_zipfile(source):
+        raise UserError(f"{source} is neither a folder nor a zip archive.")
+    if not is_zip:
+        person_folders(source)  # raises ImportProblem when it holds no person folder
+    if args.class_name is not None:
+        _open_class(args.class_name)  # a bad class name is refused now, not after loading
+
+    def show(done: int, total: int, name: str) -> None:
+        print(f"[{done + 1}/{total}] {name}", file=sys.stderr, flush=True)
+
+    engine = _engine(args)
+    options: dict[str, Any] = {"consent": True, "class_name": args.class_name,
+                               "add_to_existing": args.add_to_existing,
+                               "progress": None if args.json else show}
+    report = (engine.import_zip(source, **options) if is_zip
+              else engine.import_folders(source, **options))
+    if args.json:
+        print(json.dumps({
+            "people": [{"name": p.name, "used": p.used,
+                        "refused": [{"photo": photo, "why": why} for photo, why in p.refused],
+                        "error": p.error} for p in report.people],
+            "skipped": [{"entry": entry, "why": why} for entry, why in report.skipped],
+            "class": report.class_name}, ensure_ascii=False))
+    else:
+        for person in report.people:
+            if person.ok:
+                refused = f", {len(person.refused)} refused" if person.refused else ""
+                print(f"{person.name}: {person.used} photo(s) used{refused}")
+            else:
+                print(f"{person.name}: nothing stored: {person.error}")
+            for photo, why in person.refused:
+                print(f"    {_refusal(photo, why)}")
+        for entry, why in report.skipped:
+            print(f"skipped {entry}: {why}")
+        attention = len(report.people) - len(report.enrolled)
+        photos = f"{report.photos_used} photo" + ("" if report.photos_used == 1 else "s")
+        print(f"enrolled {len(report.enrolled)} of {len(report.people)} people ({photos})"
+              + (f"; {attention} need attention" if attention else ""))
+        if report.class_name and report.enrolled:
+            print(f"added to class {report.class_name}")
+    return EXIT_OK if all(p.ok for p in report.people) else EXIT_USER
+
+
+def _refusal(photo: str, why: str) -> str:
+    """``photo: why``, without naming the photo twice (most reasons already start with it)."""
+    return why if why.startswith(f"{photo}:") else f"{photo}: {why}"
+
+
+def _open_class(name: str) -> Any:
+    """The class called ``name``, made when new (as the import would), with the book's
+    sentence as a ``UserError`` for a bad name. Needs no network."""
+    from model.school.attendance import open_attendance
+
+    book = open_attendance(get_settings().attendance_db)
+    try:
+        return book.find_class(name) or book.create_class(name)
+    except ValueError as exc:  # empty, too long, control characters
+        raise UserError(str(exc)) from None
+
+
 def _cmd_identify(args: argparse.Namespace) -> int:
     from model.images import load_image
 
@@ -429,6 +542,80 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         print(f"deleted {removal.attendance_rows} attendance record(s)")
     else:
         print("their attendance records were kept (add --forget-attendance to delete them)")
+    return EXIT_OK
+
+
+def _cmd_rename(args: argparse.Namespace) -> int:
+    from model.api import rename_person
+    from model.school.attendance import open_attendance
+    from model.school.gallery import Gallery
+
+    settings = get_settings()
+    gallery = Gallery(settings.gallery_dir)
+    old = gallery.person(args.old).name  # raises UnknownPersonError before the book opens
+    new = rename_person(gallery, open_attendance(settings.attendance_db), old, args.new,
+                        student_id=args.student_id, keep_student_id=args.student_id is None)
+    print(f"renamed {old} to {new}")
+    return EXIT_OK
+
+
+def _cmd_roster(args: argparse.Namespace) -> int:
+    from model.api import import_roster
+    from model.school.attendance import open_attendance
+    from model.school.gallery import Gallery
+
+    settings = get_settings()
+    try:
+        data = Path(args.csv).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {args.csv}: {exc.strerror or exc}.") from None
+    try:
+        report = import_roster(Gallery(settings.gallery_dir),
+                               open_attendance(settings.attendance_db), data, args.class_name)
+    except FaceAttendanceError:
+        raise
+    except ValueError as exc:  # the book refused the class name (empty, too long, ...)
+        raise UserError(str(exc)) from None
+    school_class = report.school_class
+    if args.json:
+        print(json.dumps({
+            "class": school_class.name, "roster_size": school_class.roster_size,
+            "added": report.added, "needs_photos": report.needs_photos,
+            "refused": [{"line": line, "why": why} for line, why in report.refused]},
+            ensure_ascii=False))
+    else:
+        for line, why in report.refused:
+            print(f"line {line} refused: {why}")
+        if report.added:
+            print(f"added {len(report.added)} to {school_class.name}: {', '.join(report.added)}")
+        else:
+            print(f"nobody new: everyone on this roster was already in {school_class.name}")
+        print(f"{school_class.name} has {school_class.roster_size} on the roster")
+        if report.needs_photos:
+            print(f"{len(report.needs_photos)} on the roster still need photos: "
+                  f"{', '.join(report.needs_photos)}")
+    return EXIT_USER if report.refused else EXIT_OK
+
+
+def _cmd_classes(args: argparse.Namespace) -> int:
+    from model.school.attendance import open_attendance
+
+    settings = get_settings()
+    rows = []
+    if settings.attendance_db.exists():  # listing never creates the book: no book, no class
+        book = open_attendance(settings.attendance_db)
+        rows = [(c, book.roster(c.id), len(book.sessions(c.id))) for c in book.classes()]
+    if args.json:
+        print(json.dumps({"classes": [
+            {"name": c.name, "roster_size": len(roster), "roster": roster,
+             "late_after_min": c.late_after_min, "sessions": sessions}
+            for c, roster, sessions in rows]}, ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        print("no class yet: python -m model roster CSV --class NAME makes one")
+    for c, roster, sessions in rows:
+        print(f"{c.name}\t{len(roster)} on the roster\tlate after {c.late_after_min:g} min\t"
+              f"{sessions} session(s)")
     return EXIT_OK
 
 

@@ -36,6 +36,7 @@ pages = {
     "Teacher": [
         st.Page(PAGES_DIR / "enroll.py", title="Enroll", icon="📸", url_path="enroll"),
         st.Page(PAGES_DIR / "people.py", title="People", icon="👥", url_path="people"),
+        st.Page(PAGES_DIR / "classes.py", title="Classes", icon="🏫", url_path="classes"),
         st.Page(PAGES_DIR / "train.py", title="Train", icon="🏋️", url_path="train"),
         st.Page(PAGES_DIR / "attendance.py", title="Attendance", icon="📋",
                 url_path="attendance"),

@@ -1,7 +1,8 @@
 """The command line, run as users run it: ``python -m model ...`` in a subprocess.
 
-Each command that needs the network loads TensorFlow (~5 s), so the flow is one
-test that enrolls, identifies, verifies, lists and removes in order.
+Each command that needs the network loads TensorFlow (~5 s), so each flow is one
+test that runs its commands in order (enroll, identify, verify, list and remove; import,
+rename and list the classes).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,18 @@ from model.settings import ENV_DATA_DIR, ENV_GALLERY, REPO_ROOT
 NAME = "Eileen Collins"
 
 
-def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+#: ``python -m model`` that fails when the command loaded TensorFlow.
+_WITHOUT_TENSORFLOW = ("import sys; from model.cli import main; code = main(sys.argv[1:]); "
+                       "assert 'tensorflow' not in sys.modules, 'TensorFlow was loaded'; "
+                       "sys.exit(code)")
+
+
+def _run(data_dir: Path, *args: str, network: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command; with ``network=False`` it also fails if the command loaded TensorFlow."""
     env = {k: v for k, v in os.environ.items() if k != ENV_GALLERY}
     env[ENV_DATA_DIR] = str(data_dir)
-    return subprocess.run([sys.executable, "-m", "model", *args], cwd=REPO_ROOT, env=env,
+    command = ["-m", "model"] if network else ["-c", _WITHOUT_TENSORFLOW]
+    return subprocess.run([sys.executable, *command, *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -108,3 +118,124 @@ def test_enroll_identify_verify_people_remove(tmp_path, photos):
     for cache in (gallery / ".embeddings").glob("*.npz"):
         with np.load(cache) as saved:
             assert len(saved["keys"]) == 0
+
+
+def test_roster_classes_and_import_refusals_need_no_network(tmp_path, astronaut_jpeg):
+    data = tmp_path / "data"
+    roster = tmp_path / "maths.csv"
+    roster.write_text("name,student id\nAda Lovelace\nAlan Turing,T-1\nBad!Name\n\n"
+                      "ada lovelace\n", encoding="utf-8")
+    result = _run(data, "roster", str(roster), "--class", "Maths 7B", network=False)
+    assert result.returncode == 2, result.stderr  # a line was refused
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("line 4 refused: ") and "!" in lines[0]
+    assert "added 2 to Maths 7B: Ada Lovelace, Alan Turing (T-1)" in lines
+    assert "2 on the roster still need photos: Ada Lovelace, Alan Turing (T-1)" in lines
+
+    roster.write_text("Ada Lovelace\nGrace Hopper\n", encoding="utf-8")
+    result = _run(data, "roster", str(roster), "--class", "maths 7b", "--json", network=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "class": "Maths 7B", "roster_size": 3, "added": ["Grace Hopper"],
+        "needs_photos": ["Ada Lovelace", "Alan Turing (T-1)", "Grace Hopper"], "refused": []}
+
+    listed = _run(data, "classes", network=False)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\t")[:2] == ["Maths 7B", "3 on the roster"]
+    assert "0 session(s)" in listed.stdout
+    listed = _run(data, "classes", "--json", network=False)
+    assert listed.returncode == 0, listed.stderr
+    (maths,) = json.loads(listed.stdout)["classes"]
+    assert maths["name"] == "Maths 7B" and maths["roster_size"] == 3 and maths["sessions"] == 0
+    assert maths["roster"] == ["Ada Lovelace", "Alan Turing (T-1)", "Grace Hopper"]
+    assert maths["late_after_min"] > 0
+
+    _assert_user_error(_run(data, "roster", str(tmp_path / "missing.csv"), "--class", "X",
+                            network=False))
+    _assert_user_error(_run(data, "roster", str(roster), "--class", " ", network=False))
+    assert [c["name"] for c in json.loads(_run(data, "classes", "--json").stdout)["classes"]] \
+        == ["Maths 7B"]
+
+    folders = tmp_path / "photos"
+    (folders / "Eileen Collins").mkdir(parents=True)
+    (folders / "Eileen Collins" / "1.jpg").write_bytes(astronaut_jpeg.read_bytes())
+    result = _run(data, "import", str(folders), network=False)
+    _assert_user_error(result)
+    assert "consent" in result.stderr
+    result = _run(data, "import", str(tmp_path / "no such folder"), "--consent", network=False)
+    _assert_user_error(result)
+    assert "no such folder" in result.stderr
+    result = _run(data, "import", str(folders / "Eileen Collins"), "--consent", network=False)
+    _assert_user_error(result)  # a folder of photos, not of person folders
+    result = _run(data, "import", str(roster), "--consent", network=False)
+    _assert_user_error(result)  # neither a folder nor a zip
+    _assert_user_error(_run(data, "import", str(folders), "--consent", "--class", "\x01",
+                            network=False))
+    assert not (data / "gallery").exists() or not any((data / "gallery").iterdir())
+    _assert_user_error(_run(data, "rename", "Nobody Here", "Somebody", network=False))
+
+
+@pytest.mark.slow
+def test_import_rename_classes(tmp_path, astronaut, astronaut_jpeg):
+    data = tmp_path / "data"
+    gallery = data / "gallery"
+    tree = tmp_path / "class photos"
+    good, empty, bad = tree / "Eileen_Collins", tree / "Empty Person", tree / "Bad!Name"
+    for folder in (good, empty, bad):
+        folder.mkdir(parents=True)
+    (good / "front.jpg").write_bytes(astronaut_jpeg.read_bytes())
+    (good / "mirrored.png").write_bytes(encode_png(np.ascontiguousarray(astronaut[:, ::-1])))
+    (good / "wall.png").write_bytes(encode_png(np.full((200, 300, 3), 60, dtype=np.uint8)))
+    (good / "notes.txt").write_text("not a photo", encoding="utf-8")
+    (empty / "notes.txt").write_text("not a photo", encoding="utf-8")
+    (bad / "face.jpg").write_bytes(astronaut_jpeg.read_bytes())
+    (tree / "list.txt").write_text("a stray file", encoding="utf-8")
+
+    imported = _run(data, "import", str(tree), "--consent", "--class", "Maths 7B")
+    assert imported.returncode == 2, imported.stderr  # two folders stored nothing
+    assert "Traceback" not in imported.stderr
+    assert [line for line in imported.stderr.splitlines() if line.startswith("[")] == [
+        "[1/3] Bad!Name", "[2/3] Eileen Collins", "[3/3] Empty Person"]
+    out = imported.stdout.splitlines()
+    assert out[0].startswith("Bad!Name: nothing stored: ") and "!" in out[0]
+    assert out[1] == "Eileen Collins: 2 photo(s) used, 2 refused"
+    assert sorted(line.split(":")[0] for line in out[2:4]) == ["    notes.txt", "    wall.png"]
+    assert "no face" in next(line for line in out[2:4] if "wall.png" in line)
+    assert out[4] == "Empty Person: nothing stored: no photo in this folder"
+    assert out[5] == "    notes.txt: not a photo (use JPEG, PNG, WebP, BMP or TIFF)"
+    assert out[6].startswith("skipped list.txt: not a folder")
+    assert out[7:] == ["enrolled 1 of 3 people (2 photos); 2 need attention",
+                       "added to class Maths 7B"]
+    assert len(list((gallery / "Eileen Collins").glob("*.jpg"))) == 2
+    assert sorted(p.name for p in gallery.iterdir() if not p.name.startswith(".")) == [
+        "Eileen Collins"]
+
+    # The person folders as a zip of one class folder (the stray file left out: it would
+    # make "7B" itself read as a person), as JSON.
+    archive = tmp_path / "7B.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(tree.rglob("*")):
+            if path.name != "list.txt":
+                zipped.write(path, Path("7B") / path.relative_to(tree))
+    imported = _run(data, "import", str(archive), "--consent", "--json")
+    assert imported.returncode == 2, imported.stderr
+    report = json.loads(imported.stdout)
+    assert set(report) == {"people", "skipped", "class"} and report["class"] is None
+    assert [(p["name"], p["used"], p["error"] is None) for p in report["people"]] == [
+        ("Bad!Name", 0, False), ("Eileen Collins", 2, True), ("Empty Person", 0, False)]
+    assert sorted(r["photo"] for r in report["people"][1]["refused"]) == ["notes.txt", "wall.png"]
+    assert all(set(r) == {"photo", "why"} for p in report["people"] for r in p["refused"])
+    assert report["skipped"] == []
+    assert len(list((gallery / "Eileen Collins").glob("*.jpg"))) == 2  # the same photos again
+
+    renamed = _run(data, "rename", "eileen collins", "Eileen M. Collins", "--student-id", "S-1",
+                   network=False)
+    assert renamed.returncode == 0, renamed.stderr
+    assert renamed.stdout.strip() == "renamed Eileen Collins to Eileen M. Collins (S-1)"
+    people = json.loads(_run(data, "people", "--json").stdout)["people"]
+    assert [(p["name"], p["images"]) for p in people] == [("Eileen M. Collins (S-1)", 2)]
+    listed = _run(data, "classes", "--json", network=False)
+    assert listed.returncode == 0, listed.stderr
+    assert [(c["name"], c["roster"]) for c in json.loads(listed.stdout)["classes"]] == [
+        ("Maths 7B", ["Eileen M. Collins (S-1)"])]

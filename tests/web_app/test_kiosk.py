@@ -21,10 +21,14 @@ from model.school.access import hash_passcode
 from model.school.attendance import AttendanceBook
 
 PASSCODE = "correct horse"
+#: On the register fixture's roster, never checked in.
+ABSENTEE = "Grace Hopper"
 #: A session name (free text) that would fetch an image, link, embolden, colour, draw an
 #: icon and an emoji, typeset LaTeX and make an arrow if rendered as Markdown.
 SESSION_PAYLOAD = ("**Bold** <b>x</b> ![t](http://127.0.0.1:9/t.png) [l](http://127.0.0.1:9/) "
                    ":red[r] $x$ :material/home: :smile: a -> b")
+#: A class name (free text, like a session name).
+CLASS_PAYLOAD = "__7B__ <i>c</i> ![c](http://127.0.0.1:9/c.png) :blue[c]"
 #: The most hostile person name validation accepts: an ordered-list marker, a dash pair
 #: that Streamlit turns into an em dash, a comma.
 HOSTILE_PERSON = "1. Ada -- O'Hare, Jr."
@@ -32,11 +36,12 @@ HOSTILE_PERSON = "1. Ada -- O'Hare, Jr."
 FILE_PAYLOAD = "**f** <b>f</b> ![f](http:x.png) :red[f] $f$.png"
 #: Raw fragments that must never reach a Markdown-rendering string unescaped.
 RAW_FRAGMENTS = ("**Bold**", "<b>", "![", "](http", ":red[", "$x$", "$f$", ":material/",
-                 ":smile:", "a -> b", "1. Ada", "-- O", "**f**")
-#: Proto fields that Streamlit shows as plain text (not Markdown): selectbox options
-#: (the frontend renders them as React text) and what a text box holds.
+                 ":smile:", "a -> b", "1. Ada", "-- O", "**f**", "__7B__", "<i>", ":blue[")
+#: Proto fields that Streamlit shows as plain text (not Markdown): selectbox and multiselect
+#: options (the frontend renders them as React text) and what a text box holds.
 PLAIN_TEXT_FIELDS = {("selectbox", "options"), ("selectbox", "raw_value"), ("text_input", "value"),
-                     ("text_input", "default")}
+                     ("text_input", "default"), ("multiselect", "options"),
+                     ("multiselect", "raw_values"), ("multiselect", "default")}
 #: Proto fields never shown (element ids made from widget keys).
 NOT_SHOWN = {"id", "form_id"}
 
@@ -113,13 +118,16 @@ def set_passcode(monkeypatch) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def register(data_dir, astronaut_png):
-    """PERSON enrolled (through the page, before any passcode), an open session she
-    checked into, and an older closed one."""
+    """PERSON enrolled (through the page, before any passcode) and on the roster of
+    "Year 7" with ABSENTEE (no photos yet), an open session she checked into, and an
+    older closed one."""
     enroll_upload(open_page("enroll"), astronaut_png)
     book = AttendanceBook(data_dir / "attendance.sqlite3")
-    old = book.start_session("Monday class")
+    year7 = book.create_class("Year 7")
+    book.add_to_roster(year7.id, [PERSON, ABSENTEE])
+    old = book.start_session("Monday class", class_id=year7.id)
     book.check_in(old.id, PERSON, score=0.9, how="live")
-    today = book.start_session("Maths 7B", open_it=True)
+    today = book.start_session("Maths 7B", class_id=year7.id, open_it=True)
     book.check_in(today.id, PERSON, score=0.9, how="live")
     return book
 
@@ -151,7 +159,8 @@ def test_home_keeps_the_register_for_the_teacher(register, monkeypatch):
     assert any(s.value == "How to use it" for s in at.subheader)
     unlock(at)
     assert [m.value for m in at.metric[:3]] == ["1", "2", "1"]
-    assert "Maths 7B" in texts(at, "markdown") and PERSON in texts(at, "markdown")
+    assert "Maths 7B" in texts(at, "markdown") and "1 of 2 here" in texts(at, "markdown")
+    assert ABSENTEE in texts(at, "markdown")
 
 
 def test_check_in_kiosk_without_an_open_session_stops(register, monkeypatch):
@@ -161,7 +170,7 @@ def test_check_in_kiosk_without_an_open_session_stops(register, monkeypatch):
     assert "No class session is open: ask the teacher." in texts(at, "info")
     assert not at.selectbox and not at.dataframe and not at.radio
     assert not any(b.label in ("Start session", "Close session") for b in at.button)
-    assert not any(t.label == "Session name" for t in at.text_input)
+    assert not any(t.label.startswith("Session name") for t in at.text_input)
     page = everything_shown(at)
     assert PERSON not in page and "Maths 7B" not in page and "Monday class" not in page
 
@@ -173,9 +182,10 @@ def test_check_in_kiosk_shows_the_open_session_and_only_the_face_in_front(
     assert "Class session: Maths 7B" in texts(at, "subheader")
     page = everything_shown(at)
     assert PERSON not in page and "Monday class" not in page  # no list, no other sessions
+    assert ABSENTEE not in page  # who is missing is the teacher's
     assert not at.selectbox and not at.dataframe
     assert not any(s.value.startswith("Checked in") for s in at.subheader)
-    assert not any(t.label == "Session name" for t in at.text_input)
+    assert not any(t.label.startswith("Session name") for t in at.text_input)
     at.radio(key="checkin_mode").set_value("Upload a photo")
     at.run()
     at.file_uploader(key="checkin_upload").set_value(("me.png", astronaut_png, "image/png"))
@@ -183,6 +193,8 @@ def test_check_in_kiosk_shows_the_open_session_and_only_the_face_in_front(
     assert not at.exception, at.exception
     # The person just recognised sees their own name; still no list of the others.
     assert f"{PERSON} was already checked in" in texts(at, "info")
+    page = everything_shown(at)
+    assert "1 of 2 here" in page and ABSENTEE not in page  # a count names nobody
     assert not at.dataframe
     assert not any(s.value.startswith("Checked in") for s in at.subheader)
 
@@ -254,7 +266,7 @@ def test_teacher_opens_switches_and_closes_sessions_at_the_check_in_page(registe
     at.run()
     assert register.open_session_id() is None
     assert at.selectbox(key="checkin_session_id").value is None
-    next(t for t in at.text_input if t.label == "Session name").set_value("Art")
+    next(t for t in at.text_input if t.label == "Session name (optional)").set_value("Art")
     next(b for b in at.button if b.label == "Start session").click()
     at.run()
     assert not at.exception, at.exception
@@ -275,7 +287,7 @@ def test_attendance_page_opens_and_closes_the_kiosk_session(register, monkeypatc
     next(b for b in at.button if b.label == "Open at the kiosk").click()
     at.run()
     assert register.open_session_id() == monday.id
-    next(b for b in at.button if b.label == "Close it").click()
+    next(b for b in at.button if b.label == "Close it at the kiosk").click()
     at.run()
     assert register.open_session_id() is None
     assert "Open at the kiosk: none" in texts(at, "caption")
@@ -349,8 +361,20 @@ def test_hostile_names_display_as_text_on_every_page(data_dir, lenient_engine, m
     assert f"Saved 1 face photo of {HOSTILE_PERSON}." in shown_page
     assert f"Saved photos of {HOSTILE_PERSON} (1)" in shown_page
 
+    at = open_page("classes")
+    next(t for t in at.text_input if t.label == "Class name").set_value(CLASS_PAYLOAD)
+    next(b for b in at.button if b.label == "Make class").click()
+    at.run()
+    at.multiselect(key="roster_add_people").set_value([HOSTILE_PERSON])
+    next(b for b in at.button if b.label == "Add to roster").click()
+    at.run()
+    shown_page = assert_all_text(at)
+    assert f"Roster of {CLASS_PAYLOAD} (1)" in shown_page
+    assert list(at.dataframe[1].value["Name"]) == [HOSTILE_PERSON]
+
     at = open_page("checkin")
-    next(t for t in at.text_input if t.label == "Session name").set_value(SESSION_PAYLOAD)
+    next(t for t in at.text_input if t.label == "Session name (optional)").set_value(
+        SESSION_PAYLOAD)
     next(b for b in at.button if b.label == "Start session").click()
     at.run()
     at.radio(key="checkin_mode").set_value("Upload a photo")
@@ -367,7 +391,8 @@ def test_hostile_names_display_as_text_on_every_page(data_dir, lenient_engine, m
 
     at = open_page("home")
     shown_page = assert_all_text(at)
-    assert f"{SESSION_PAYLOAD} (started" in shown_page and HOSTILE_PERSON in shown_page
+    assert f"{CLASS_PAYLOAD}: {SESSION_PAYLOAD} (started" in shown_page
+    assert "1 of 1 here" in shown_page
 
     at = open_page("verify")
     at.file_uploader(key="verify_a").set_value((FILE_PAYLOAD, astronaut_png, "image/png"))
@@ -406,13 +431,14 @@ def test_hostile_names_display_as_text_on_every_page(data_dir, lenient_engine, m
 
     at = open_page("attendance")
     shown_page = assert_all_text(at)
-    assert f"Open at the kiosk: {SESSION_PAYLOAD} (started" in shown_page
-    at.radio(key="attendance_status").set_value("Absent")
+    assert f"Open at the kiosk: {SESSION_PAYLOAD} ({CLASS_PAYLOAD}, started" in shown_page
+    assert f"Register: {SESSION_PAYLOAD}" in shown_page
+    at.radio(key="attendance_status").set_value("absent")
     next(b for b in at.button if b.label == "Save").click()
     at.run()
     assert f"Marked {HOSTILE_PERSON} absent." in assert_all_text(at)
 
-    for page in ("train", "enroll"):
+    for page in ("train", "enroll", "classes"):
         assert_all_text(open_page(page))
 
     # The kiosk's view of the same register.

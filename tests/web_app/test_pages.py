@@ -170,8 +170,17 @@ def test_verify_shows_a_sentence_for_no_face(data_dir, astronaut_png, blank_png)
     assert "blank.png: no face was found." in texts(at, "error")
 
 
+def make_class(data_dir, name: str = "Year 7") -> int:
+    """A class with everyone enrolled on its roster; returns its id."""
+    book = AttendanceBook(data_dir / "attendance.sqlite3")
+    made = book.create_class(name)
+    book.add_to_roster(made.id, enrolled(data_dir))
+    return made.id
+
+
 def start_session(at: AppTest, name: str) -> AppTest:
-    form_input = next(t for t in at.text_input if t.label == "Session name")
+    """Start (and open) a session of the first class from the Check-in page."""
+    form_input = next(t for t in at.text_input if t.label == "Session name (optional)")
     form_input.set_value(name)
     next(b for b in at.button if b.label == "Start session").click()
     at.run()
@@ -181,6 +190,7 @@ def start_session(at: AppTest, name: str) -> AppTest:
 
 def test_check_in_from_uploaded_photo(data_dir, lenient_engine, astronaut_png):
     enroll_upload(open_page("enroll"), astronaut_png)
+    make_class(data_dir)
     at = start_session(open_page("checkin"), "Maths 7B")
     at.radio(key="checkin_mode").set_value("Upload a photo")
     at.run()
@@ -197,6 +207,7 @@ def test_check_in_from_uploaded_photo(data_dir, lenient_engine, astronaut_png):
 
 def test_check_in_from_snapshot_and_live_page_renders(data_dir, lenient_engine, astronaut_jpg):
     enroll_upload(open_page("enroll"), astronaut_jpg)
+    make_class(data_dir)
     at = start_session(open_page("checkin"), "Art")
     at.radio(key="checkin_mode").set_value("Snapshot")
     at.run()
@@ -215,17 +226,18 @@ def test_check_in_from_snapshot_and_live_page_renders(data_dir, lenient_engine, 
 def test_attendance_table_marks_and_export(data_dir, astronaut_png):
     enroll_upload(open_page("enroll"), astronaut_png)
     book = AttendanceBook(data_dir / "attendance.sqlite3")
-    session = book.start_session("Maths 7B")
+    session = book.start_session("Maths 7B", class_id=make_class(data_dir))
     book.check_in(session.id, PERSON, score=0.93, how="live")
     at = open_page("attendance")
     table = at.dataframe[0].value
     assert list(table["Name"]) == [PERSON] and list(table["How"]) == ["live"]
+    assert list(table["Status"]) == ["Present"]
     csv = book.export_csv(session.id)
     frame = pd.read_csv(io.BytesIO(csv), encoding="utf-8-sig")
     assert list(frame["person"]) == [PERSON]
     assert at.get("download_button")
     # Manual correction: mark absent.
-    at.radio(key="attendance_status").set_value("Absent")
+    at.radio(key="attendance_status").set_value("absent")
     next(b for b in at.button if b.label == "Save").click()
     at.run()
     assert not at.exception, at.exception

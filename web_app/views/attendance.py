@@ -1,85 +1,172 @@
-"""Attendance (teacher): sessions and check-ins, which one is open at the kiosk, manual
-corrections, rates, CSV export."""
+"""Attendance (teacher): the register of each class session (every roster member present,
+late or absent, and the visitors), corrections by hand, which session is open at the
+kiosk, rename or delete a session, CSV exports, attendance rates per class."""
 
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
+import pandas as pd
 import streamlit as st
 
-from web_app.common import get_book, get_engine, plain, require_admin
+from model.school.classes import ABSENT, LATE, PRESENT, STATUSES
+from web_app.common import error_text, get_engine, plain, require_admin
 
-ALL_SESSIONS = 0  # the selectbox value meaning "every session"
-PRESENT, ABSENT = "Present", "Absent"
-COLUMN_NAMES = {"session": "Session", "started_at": "Started", "person": "Name",
-                "checked_at": "Checked in at", "score": "Score", "how": "How",
-                "present": "Present"}
+STATUS_WORDS = {PRESENT: "Present", LATE: "Late", ABSENT: "Absent"}
+#: How long back the date-range export looks by default.
+DEFAULT_RANGE_DAYS = 30
 
 
-def csv_name(label: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-").lower()
-    return f"attendance-{slug or 'all'}.csv"
+def file_slug(*parts: str) -> str:
+    """A file name part made of the words of ``parts`` (ASCII letters and digits)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
+    return slug or "register"
+
+
+def register_frame(register) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """A register's rows (or visitors) as a table for people."""
+    rows = register if isinstance(register, list) else register.rows
+    return pd.DataFrame({
+        "Name": [r.person for r in rows],
+        "Status": [STATUS_WORDS.get(r.status, r.status) for r in rows],
+        "Checked in at": [r.checked_at.strftime("%H:%M:%S") if r.checked_at else ""
+                          for r in rows],
+        "How": [r.how or "" for r in rows],
+        "Score": [r.score for r in rows],
+    })
 
 
 st.title("Attendance")
 require_admin()
 engine = get_engine()
-book = get_book()
+book = engine.book
 
-sessions = book.sessions()
-if not sessions:
-    st.info("No class session yet. Start one on the **Check-in** page.")
-    st.stop()
-
-labels = {ALL_SESSIONS: "All sessions"}
-labels.update({s.id: f"{s.name} ({s.started_at:%Y-%m-%d %H:%M})" for s in sessions})
-chosen = st.selectbox("Session", list(labels), format_func=labels.__getitem__,
-                      index=1, key="attendance_session")
-session_id = None if chosen == ALL_SESSIONS else chosen
-
-# The kiosk checks people into the open session only; the teacher opens and closes it
-# here or in the Check-in page's teacher section.
-open_session = book.current_session()
-kiosk, action = st.columns([4, 1], vertical_alignment="center")
-kiosk.caption("Open at the kiosk: " + (f"**{plain(open_session.name)}** (started "
-                                       f"{open_session.started_at:%Y-%m-%d %H:%M})"
-                                       if open_session else "none (the kiosk checks nobody in)"))
-if session_id is not None and (open_session is None or open_session.id != session_id):
-    if action.button("Open at the kiosk", key="attendance_open"):
-        book.open_session(session_id)
-        st.rerun()
-elif open_session is not None and action.button("Close it", key="attendance_close"):
-    book.close_session()
-    st.rerun()
-
-table = book.table(session_id)
-shown = table.drop(columns=["session_id"] + (["session", "started_at"] if session_id else []))
-st.dataframe(shown.rename(columns=COLUMN_NAMES), hide_index=True, width="stretch",
-             column_config={"Score": st.column_config.NumberColumn(format="%.3f")})
-st.download_button("Download CSV", data=book.export_csv(session_id),
-                   file_name=csv_name(labels[chosen]), mime="text/csv", key="attendance_csv")
-
-enrolled = [p.name for p in engine.gallery.people()]
-if session_id is not None:
-    st.subheader("Correct by hand")
-    names = sorted(set(enrolled) | set(table["person"]), key=str.casefold)
-    if not names:
-        st.caption("Nobody is enrolled yet.")
-    else:
-        with st.form("manual_mark"):
-            person = st.selectbox("Person", names, key="attendance_person")
-            status = st.radio("Mark as", [PRESENT, ABSENT], horizontal=True,
-                              key="attendance_status")
-            if st.form_submit_button("Save"):
-                book.mark(session_id, person, present=status == PRESENT)
-                st.session_state["attendance_message"] = (f"Marked {plain(person)} "
-                                                          f"{status.lower()}.")
-                st.rerun()
 if message := st.session_state.pop("attendance_message", None):
     st.success(message)
 
-st.subheader("Attendance rate per person")
-rates = book.rates(people=enrolled)
+classes = book.classes()
+if not classes:
+    st.info("No class yet. Make one on the **Classes** page, then start a session on the "
+            "**Check-in** page.")
+    st.stop()
+
+class_names = {c.id: c.name for c in classes}
+open_session = book.current_session()
+if st.session_state.get("attendance_class") not in class_names:
+    st.session_state["attendance_class"] = (
+        open_session.class_id if open_session and open_session.class_id in class_names
+        else classes[0].id)
+class_id = st.selectbox("Class", list(class_names), format_func=class_names.__getitem__,
+                        key="attendance_class")
+chosen_class = next(c for c in classes if c.id == class_id)
+sessions = book.sessions(class_id)
+
+# The kiosk checks people into the open session only; the teacher opens and closes it
+# here or in the Check-in page's teacher section.
+st.caption("Open at the kiosk: " + (
+    f"**{plain(open_session.name)}** ({plain(class_names.get(open_session.class_id, 'no class'))}"
+    f", started {open_session.started_at:%Y-%m-%d %H:%M})" if open_session
+    else "none (the kiosk checks nobody in)"))
+
+if not sessions:
+    st.info(f"{plain(chosen_class.name)} has no session yet. Start one on the **Check-in** "
+            "page.")
+else:
+    labels = {s.id: f"{s.name} ({s.started_at:%Y-%m-%d %H:%M})" for s in sessions}
+    if st.session_state.get("attendance_session") not in labels:
+        # The session open at the kiosk, else the newest.
+        st.session_state["attendance_session"] = (
+            open_session.id if open_session and open_session.id in labels else sessions[0].id)
+    session_id = st.selectbox("Session", list(labels), format_func=labels.__getitem__,
+                              key="attendance_session")
+    session = next(s for s in sessions if s.id == session_id)
+    register = book.register(session_id)
+
+    st.subheader(f"Register: {plain(session.name)}")
+    here, late, absent = (len(register.with_status(PRESENT)), len(register.with_status(LATE)),
+                          len(register.with_status(ABSENT)))
+    a, b, c, d = st.columns(4)
+    a.metric("On the roster", register.expected)
+    b.metric("Present", here)
+    c.metric(f"Late (after {chosen_class.late_after_min:g} min)", late)
+    d.metric("Absent", absent)
+    if register.rows:
+        st.dataframe(register_frame(register), hide_index=True, width="stretch",
+                     column_config={"Score": st.column_config.NumberColumn(format="%.3f")})
+    else:
+        st.caption("Nobody is on this class's roster: add students on the **Classes** page.")
+    if register.visitors:
+        st.markdown(f"**Visitors** ({len(register.visitors)}): recognised but not on the "
+                    "roster, never counted.")
+        st.dataframe(register_frame(register.visitors), hide_index=True, width="stretch")
+    st.download_button("Download this register (CSV)", data=book.export_csv(session_id),
+                       file_name=f"register-{file_slug(chosen_class.name, session.name)}.csv",
+                       mime="text/csv", key="attendance_csv")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Correct by hand")
+        names = sorted({r.person for r in register.rows}
+                       | {r.person for r in register.visitors}, key=str.casefold)
+        if not names:
+            st.caption("Nobody to correct.")
+        else:
+            with st.form("manual_mark"):
+                person = st.selectbox("Person", names, key="attendance_person")
+                status = st.radio("Mark as", list(STATUSES), horizontal=True,
+                                  format_func=STATUS_WORDS.__getitem__, key="attendance_status")
+                if st.form_submit_button("Save"):
+                    book.set_status(session_id, person, status)
+                    st.session_state["attendance_message"] = (
+                        f"Marked {plain(person)} {STATUS_WORDS[status].lower()}.")
+                    st.rerun()
+    with right:
+        st.subheader("This session")
+        if open_session is None or open_session.id != session_id:
+            if st.button("Open at the kiosk", key="attendance_open"):
+                book.open_session(session_id)
+                st.rerun()
+        elif st.button("Close it at the kiosk", key="attendance_close"):
+            book.close_session()
+            st.rerun()
+        with st.form("session_rename"):
+            new_name = st.text_input("Name", value=session.name,
+                                     key=f"attendance_rename_{session_id}")
+            if st.form_submit_button("Rename"):
+                try:
+                    book.rename_session(session_id, new_name)
+                    st.session_state["attendance_message"] = "Renamed the session."
+                    st.rerun()
+                except ValueError as error:
+                    st.error(error_text(error))
+        checkins = len(book.checkins(session_id))
+        confirm = st.checkbox(f"Yes, delete this session and its {checkins} check-in(s)",
+                              key=f"attendance_delete_confirm_{session_id}")
+        if st.button("Delete session", disabled=not confirm, key="attendance_delete"):
+            book.delete_session(session_id)
+            st.session_state.pop("attendance_session", None)
+            st.session_state["attendance_message"] = f"Deleted {plain(session.name)}."
+            st.rerun()
+
+    st.subheader("Register over a date range")
+    today = date.today()
+    first = min(s.started_at.date() for s in sessions)
+    start, end = st.columns(2)
+    since = start.date_input("From", value=max(first, today - timedelta(days=DEFAULT_RANGE_DAYS)),
+                             key="attendance_from")
+    until = end.date_input("To", value=max(today, max(s.started_at.date() for s in sessions)),
+                           key="attendance_to")
+    picked = book.sessions(class_id, start=since, end=until)
+    st.caption(f"{len(picked)} session(s) of {plain(chosen_class.name)} in this range: one "
+               "row per student, one column per session, like a paper register.")
+    st.download_button("Download the register (CSV)", disabled=not picked,
+                       data=book.export_register_csv(class_id, start=since, end=until),
+                       file_name=f"register-{file_slug(chosen_class.name)}-{since}-{until}.csv",
+                       mime="text/csv", key="attendance_range_csv")
+
+st.subheader(f"Attendance rate in {plain(chosen_class.name)}")
+rates = book.rates(class_id=class_id)
 if rates.empty:
     st.caption("No one to show yet.")
 else:

@@ -106,18 +106,29 @@ def _open_chosen(book) -> None:  # type: ignore[no-untyped-def]
 
 
 def session_controls(book) -> None:  # type: ignore[no-untyped-def]
-    """The teacher's section: start a session (it opens at once), open another, close."""
+    """The teacher's section: start a session of a class (it opens at once), open
+    another, close."""
+    classes = book.classes()
     sessions = book.sessions()
-    with st.expander("Start a new class session", expanded=not sessions), \
-            st.form("new_session", clear_on_submit=True):
-        session_name = st.text_input("Session name",
-                                     placeholder=f"e.g. Maths {datetime.now():%A %d %B}")
-        if st.form_submit_button("Start session"):
-            book.start_session(session_name, open_it=True)
-            st.rerun()
+    if not classes:
+        st.info("Make a class first (the **Classes** page): a session belongs to a class, "
+                "whose roster says who is expected.")
+    else:
+        with st.expander("Start a new class session", expanded=book.open_session_id() is None), \
+                st.form("new_session", clear_on_submit=True):
+            class_names = {c.id: c.name for c in classes}
+            class_id = st.selectbox("Class", list(class_names),
+                                    format_func=class_names.__getitem__, key="checkin_class")
+            session_name = st.text_input("Session name (optional)",
+                                         placeholder=f"e.g. {datetime.now():%A %d %B}")
+            if st.form_submit_button("Start session"):
+                book.start_session(session_name, class_id=class_id, open_it=True)
+                st.rerun()
     if not sessions:
         return
-    labels = {s.id: f"{s.name} ({s.started_at:%Y-%m-%d %H:%M})" for s in sessions}
+    class_names = {c.id: c.name for c in classes}
+    labels = {s.id: (f"{class_names.get(s.class_id, 'no class')}: {s.name} "
+                     f"({s.started_at:%Y-%m-%d %H:%M})") for s in sessions}
     # Follow the book, not this browser's memory: another teacher's browser may have
     # opened or closed a session since. (Set before the widget is drawn, as Streamlit wants.)
     st.session_state[SESSION_KEY] = book.open_session_id()
@@ -132,6 +143,20 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
                     disabled=st.session_state[SESSION_KEY] is None):
         book.close_session()
         st.rerun()
+
+
+def progress_line(book, session_id: int, admin: bool) -> None:  # type: ignore[no-untyped-def]
+    """"18 of 24 here" for everyone (a count names nobody); who is missing for the teacher."""
+    register = book.register(session_id)
+    if not register.expected:
+        if admin:
+            st.caption("Nobody is on this class's roster: add students on the **Classes** "
+                       "page, or everyone recognised counts as a visitor.")
+        return
+    st.progress(register.here / register.expected,
+                text=f"{register.here} of {register.expected} here")
+    if admin and register.missing:
+        st.caption(f"Still missing: {plain(', '.join(register.missing))}")
 
 
 def teacher_unlock() -> None:
@@ -157,7 +182,9 @@ if session is None:
     st.stop()
 session_id = session.id
 
-st.subheader(f"Class session: {plain(session.name)}")
+school_class = None if session.class_id is None else book.school_class(session.class_id)
+st.subheader(f"Class session: {plain(session.name)}"
+             + (f" ({plain(school_class.name)})" if school_class else ""))
 if admin and not engine.gallery.people():
     st.warning("Nobody is enrolled yet, so every face will be \"unknown\". Enroll people first.")
 
@@ -210,6 +237,7 @@ if mode == "Live camera":
                        f"(about {1 / max(speed, 1e-3):.0f} frames per second).")
         if processor.worker.last_error:
             st.caption(f"Last camera error: {plain(processor.worker.last_error)}")
+        progress_line(book, session_id, admin)
         if admin:
             checked_in_table(book, session_id)
 
@@ -219,6 +247,7 @@ elif mode == "Snapshot":
     shot = st.camera_input("Take a photo", key="checkin_camera")
     if shot is not None:
         check_in_photo(engine, book, session_id, shot, "snapshot")
+    progress_line(book, session_id, admin)
     if admin:
         checked_in_table(book, session_id)
 
@@ -227,5 +256,6 @@ else:
                               type=UPLOAD_TYPES, key="checkin_upload")
     if upload is not None:
         check_in_photo(engine, book, session_id, upload, "upload")
+    progress_line(book, session_id, admin)
     if admin:
         checked_in_table(book, session_id)

@@ -6,8 +6,8 @@ import time
 
 import streamlit as st
 
-from model.errors import FaceAttendanceError
-from model.naming import normalize_name
+from model.errors import DifferentPersonError, FaceAttendanceError
+from model.naming import display_name, normalize_name, normalize_student_id
 from web_app.common import (
     RTC_CONFIGURATION,
     UPLOAD_TYPES,
@@ -50,20 +50,42 @@ def feedback(assessments) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
     return True, f"Face found and sharp enough (sharpness {only.blur:.0f})."
 
 
-def warn_look_alikes(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def]
+def warn_look_alikes(similar) -> None:  # type: ignore[no-untyped-def]
     """Warn when the new face already matches someone else (a duplicate or a mix-up)."""
-    others = engine.look_alikes(name, crops)
-    if others:
-        listed = ", ".join(f"{plain(n)} (similarity {100 * max(s, 0):.0f}%)" for n, s in others)
+    if similar:
+        listed = ", ".join(f"{plain(n)} (similarity {100 * max(s, 0):.0f}%)" for n, s in similar)
         st.warning(f"This face already matches **{listed}**. Check that this is not the same "
                    "person enrolled twice; check-ins may mix them up.", icon="⚠️")
 
 
+def join_classes(engine, person: str) -> None:  # type: ignore[no-untyped-def]
+    """Put the person just enrolled on the rosters chosen above."""
+    chosen = st.session_state.get("enroll_classes") or []
+    added = [c for c in engine.book.classes() if c.id in chosen
+             and engine.book.add_to_roster(c.id, [person])]
+    if added:
+        st.caption(f"Added to {plain(', '.join(c.name for c in added))}.")
+
+
+def different_person(error: DifferentPersonError) -> None:
+    """The photos do not look like the person enrolled under this name: ask."""
+    st.error(error_text(error))
+    st.caption("Tick \"The same person\" below to add them anyway, or type a student id to "
+               "enroll a second person with this name.")
+
+
 def save_crops(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def]
-    warn_look_alikes(engine, name, crops)
+    try:
+        report = engine.enroll_crops(name, crops, student_id=student_id,
+                                     add_to_existing=add_anyway)
+    except DifferentPersonError as error:
+        different_person(error)
+        return
+    warn_look_alikes(report.similar_to)
     # Identical crops (a camera that did not move) are stored once.
-    saved = len(set(engine.gallery.add_crops(name, crops, consent=True)))
-    st.success(f"Saved {saved} face photo{'s' if saved != 1 else ''} of {plain(name)}.")
+    saved = len(set(report.saved))
+    st.success(f"Saved {saved} face photo{'s' if saved != 1 else ''} of {plain(report.name)}.")
+    join_classes(engine, report.name)
 
 
 st.title("Enroll a person")
@@ -71,24 +93,40 @@ require_admin()
 engine = get_engine()
 
 raw_name = st.text_input("Name", key="enroll_name", placeholder="e.g. Ada Lovelace")
+raw_id = st.text_input("Student id (optional)", key="enroll_student_id",
+                       help="Tells two students with the same name apart: shown as "
+                            "\"Name (id)\".")
+classes = engine.book.classes()
+if classes:
+    class_names = {c.id: c.name for c in classes}
+    st.multiselect("Classes", list(class_names), format_func=class_names.__getitem__,
+                   key="enroll_classes", placeholder="Put them on class rosters (optional)")
 consent = st.checkbox(
     "This person (or their parent/guardian) agrees that photos of their face are stored on "
     "this computer for taking attendance.", key="enroll_consent")
 
 name: str | None = None
+student_id: str | None = None
+add_anyway = False
 if raw_name.strip():
     try:
         name = normalize_name(raw_name)
+        student_id = normalize_student_id(raw_id)
     except FaceAttendanceError as error:
         st.error(error_text(error))
+        name = None
 if name is not None:
-    existing = engine.gallery.find_person(name)
-    if existing is not None and existing != name:
+    label = display_name(name, student_id)
+    existing = engine.gallery.find_person(label)
+    if existing is not None and existing != label:
         st.error(f"{plain(existing)} is already enrolled; use exactly that spelling to add "
                  "photos.")
         name = None
     elif existing is not None:
-        st.info(f"{plain(name)} is already enrolled: new photos are added to theirs.")
+        st.info(f"{plain(label)} is already enrolled: new photos are added to theirs when "
+                "they look like them.")
+        add_anyway = st.checkbox(f"The same person: add the photos to {plain(label)} even if "
+                                 "they do not look alike", key="enroll_add_anyway")
 ready = name is not None and consent
 if not ready:
     st.caption("Type a name and tick the consent box to start. Nothing is stored without "
@@ -179,27 +217,31 @@ else:
         assert name is not None and uploads
         try:
             report = engine.enroll_person(name, [u.getvalue() for u in uploads], consent=consent,
-                                          labels=[u.name for u in uploads])
+                                          labels=[u.name for u in uploads],
+                                          student_id=student_id, add_to_existing=add_anyway)
             if report.saved:
                 st.success(f"Saved {len(report.saved)} face photo"
                            f"{'s' if len(report.saved) != 1 else ''} of {plain(report.name)}.")
+                join_classes(engine, report.name)
             for label, reason in report.rejected:
                 st.error(plain(reason if label in reason else f"{label}: {reason}"))
-            if report.similar_to:
-                listed = ", ".join(f"{plain(n)} (similarity {100 * max(s, 0):.0f}%)"
-                                   for n, s in report.similar_to)
-                st.warning(f"This face already matches **{listed}**. Check that this is not "
-                           "the same person enrolled twice.", icon="⚠️")
+            warn_look_alikes(report.similar_to)
+        except DifferentPersonError as error:
+            different_person(error)
         except FaceAttendanceError as error:
             st.error(error_text(error))
 
-if name is not None and engine.gallery.find_person(name) == name:
-    paths = engine.gallery.image_paths(name)
-    st.subheader(f"Saved photos of {plain(name)} ({len(paths)})")
+shown = display_name(name, student_id) if name is not None else None
+if shown is not None and engine.gallery.find_person(shown) == shown:
+    paths = engine.gallery.image_paths(shown)
+    st.subheader(f"Saved photos of {plain(shown)} ({len(paths)})")
     for start in range(0, len(paths), THUMBS_PER_ROW):
         columns = st.columns(THUMBS_PER_ROW)
         for column, path in zip(columns, paths[start:start + THUMBS_PER_ROW], strict=False):
             column.image(str(path), width=THUMB_WIDTH)
             if column.button("Delete", key=f"enroll_delete_{path.name}"):
-                engine.gallery.remove_image(name, path)
-                st.rerun()
+                try:
+                    engine.gallery.remove_image(shown, path)
+                    st.rerun()
+                except FaceAttendanceError as error:  # the last photo: delete the person
+                    st.error(error_text(error))

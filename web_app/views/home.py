@@ -25,7 +25,8 @@ st.title("Face attendance")
 st.write(
     "Take attendance by face. A teacher **enrolls** each student with a few photos from the "
     "camera (with their consent), and students then **check in** at the kiosk by looking at "
-    "the camera. The **Attendance** page lists every class session and exports a CSV.")
+    "the camera. The **Attendance** page keeps each class's register: who was present, late "
+    "or absent.")
 
 if not passcode_set():
     st.warning(
@@ -68,19 +69,29 @@ else:
     open_id = book.open_session_id()
     if not today:
         st.write("No class session has been started today. Start one on the **Check-in** page.")
+    class_names = {c.id: c.name for c in book.classes()}
     for session in today:
-        names = book.present_people(session.id)
+        register = book.register(session.id)
         status = " — open at the kiosk" if session.id == open_id else ""
-        st.markdown(f"**{plain(session.name)}** (started {session.started_at:%H:%M}{status}): "
-                    f"{len(names)} checked in"
-                    + (f" — {plain(', '.join(names))}" if names else ""))
+        group = class_names.get(session.class_id or 0, "no class")
+        line = (f"**{plain(group)}: {plain(session.name)}** (started "
+                f"{session.started_at:%H:%M}{status}): ")
+        if register.expected:
+            line += f"{register.here} of {register.expected} here"
+            if register.missing:
+                line += f"; absent so far: {plain(', '.join(register.missing))}"
+        else:
+            line += f"{len(register.visitors)} checked in (nobody on the roster)"
+        st.markdown(line)
 
 st.subheader("How to use it")
 st.markdown(
-    "1. **Enroll** each person: type the name, tick consent, take 5–10 photos from the camera "
-    "while they turn their head a little (or upload photos).\n"
+    "1. **Classes**: make a class and fill its roster (a roster CSV, or a zip with one folder "
+    "of photos per student). Or **Enroll** each person: type the name, tick consent, take "
+    "5–10 photos from the camera while they turn their head a little (or upload photos).\n"
     "2. Optionally **Train**: fine-tune the network on your class for better accuracy.\n"
-    "3. **Check-in**: the teacher starts (opens) a class session, then students look at the "
+    "3. **Check-in**: the teacher starts (opens) a session of a class, then students look at the "
     "live camera. A person is checked in after being recognised in several frames in a row, "
     "once per session.\n"
-    "4. **Attendance**: see who came, correct mistakes by hand, download a CSV.")
+    "4. **Attendance**: the register of each session (present, late, absent), corrections by "
+    "hand, a CSV per session or over a date range.")

@@ -40,6 +40,7 @@ table = pd.DataFrame({
     "Photos": [p.image_count for p in people],
     "Enrolled on": [p.enrolled_at.strftime("%Y-%m-%d %H:%M") for p in people],
     "Consent": ["yes" if p.consent else "no" for p in people],
+    "Classes": [", ".join(c.name for c in book.classes_of(p.name)) for p in people],
 })
 st.dataframe(table, hide_index=True, width="stretch")
 
@@ -50,15 +51,36 @@ for start in range(0, len(paths), THUMBS_PER_ROW):
     for column, path in zip(columns, paths[start:start + THUMBS_PER_ROW], strict=False):
         column.image(str(path), width=THUMB_WIDTH)
 
+person = next(p for p in people if p.name == name)
+suffix = f" ({person.student_id})" if person.student_id else ""
+plain_name = name[:-len(suffix)] if suffix and name.endswith(suffix) else name
+
+classes = book.classes()
+if classes:
+    with st.form("people_classes"):
+        class_names = {c.id: c.name for c in classes}
+        member_of = [c.id for c in book.classes_of(name)]
+        wanted = st.multiselect(f"Classes of {plain(name)}", list(class_names),
+                                default=member_of, format_func=class_names.__getitem__,
+                                key=f"people_classes_{name}")
+        if st.form_submit_button("Save classes"):
+            for class_id in set(wanted) - set(member_of):
+                book.add_to_roster(class_id, [name])
+            for class_id in set(member_of) - set(wanted):
+                book.remove_from_roster(class_id, [name])
+            st.session_state["people_message"] = f"Saved the classes of {plain(name)}."
+            st.rerun()
+
 rename_col, delete_col = st.columns(2)
 with rename_col:
     st.subheader("Rename")
     with st.form("rename"):
-        new_name = st.text_input("New name", value=name)
+        new_name = st.text_input("New name", value=plain_name)
+        new_id = st.text_input("Student id (optional)", value=person.student_id or "")
         if st.form_submit_button("Rename"):
             try:
-                renamed = engine.gallery.rename_person(name, new_name)
-                book.rename_person(name, renamed)
+                renamed = engine.rename_person(name, new_name, student_id=new_id,
+                                               keep_student_id=False)
                 st.session_state["people_next_selected"] = renamed
                 st.session_state["people_message"] = (f"Renamed {plain(name)} to "
                                                       f"{plain(renamed)}.")
