@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-peer browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-peer bench-reliability bench-images browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -61,6 +61,15 @@ bench: install-dev
 # under the shifted classroom camera (caches the peer's embeddings on the first run).
 bench-peer: install-train
 	$(PY) benchmarks/bench_peer.py
+
+# Reliability and privacy, case by case (issue 8): bad files, names, concurrency, kill -9,
+# deletion, the kiosk without the passcode, passcode guessing. One table; fails if a row does.
+bench-reliability: install-train
+	$(PY) benchmarks/bench_reliability.py
+
+# Big photos: decode time and peak memory of 48-108 MP JPEGs and a 100 MP PNG.
+bench-images: install-dev
+	$(PY) benchmarks/bench_images.py
 
 # docs/screenshots/*.png, made with the public-domain astronaut photo only.
 screenshots: install-dev browser

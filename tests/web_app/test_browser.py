@@ -2,8 +2,9 @@
 
 Chromium's fake camera plays a ``.y4m`` made at test time from the public-domain
 astronaut photo. The walk: enroll her from the camera (a snapshot, then "Capture 8
-frames" from the live stream), start a class session, check her in with the live
-camera (streamlit-webrtc), and find her on the Attendance page. A screenshot of
+frames" from the live stream), make two classes with rosters from CSVs (one expects a
+student who never comes), start a session of one class, check her in with the live camera
+(streamlit-webrtc), and read its register: her present, the other student absent. A screenshot of
 each step goes to the test's output folder (``FACEATT_BROWSER_OUT`` or pytest's
 tmp folder).
 
@@ -91,6 +92,31 @@ def start_stream(video, ready, check: str, tries: int = 3) -> None:  # type: ign
             if attempt == tries - 1:
                 raise
             video.get_by_role("button", name="STOP").click()
+
+def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    """Pick ``option`` in the Streamlit selectbox called ``label``."""
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def make_class(page, name: str, roster: str) -> None:  # type: ignore[no-untyped-def]
+    """On the Classes page: make a class, then read its roster from a CSV."""
+    from playwright.sync_api import expect
+
+    expander = page.get_by_text("Make a new class")
+    expect(expander).to_be_visible()
+    page.wait_for_timeout(1000)  # the page settles (the expander is open without a class)
+    if not page.get_by_label("Class name").is_visible():
+        expander.click()
+    page.get_by_label("Class name").fill(name)
+    page.get_by_role("button", name="Make class").click()
+    expect(page.get_by_text(f"Made the class {name}.")).to_be_visible()
+    expect(page.get_by_role("combobox", name="Class", exact=True)).to_have_value(name)
+    page.locator("input[type='file']").first.set_input_files(
+        files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": roster.encode()}])
+    page.get_by_role("button", name="Read the roster").click()
+    expect(page.get_by_text(f"to {name}.")).to_be_visible()
+
 
 def write_y4m(path: Path, image: np.ndarray) -> Path:
     """A looping fake-camera video: ``image`` letterboxed into 640 x 480 (YUV 4:2:0)."""
@@ -228,11 +254,23 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             page.screenshot(path=str(out_dir / "1b-enroll-live.png"), full_page=True)
             enroll_video.get_by_role("button", name="STOP").click()
 
-            # 2. Start a class session and check in with the live camera.
+            # 2. Two classes, each with a roster read from a CSV; Maths 7B also expects
+            #    Grace Hopper, who has no photos and never comes.
+            page.goto(f"{url}/classes")
+            for name, roster in (("Art club", f"{PERSON}\n"),
+                                 ("Maths 7B", f"{PERSON}\nGrace Hopper\n")):
+                make_class(page, name, roster)
+            expect(page.get_by_text("1 on the roster still need photos: Grace Hopper.")
+                   ).to_be_visible()
+            page.screenshot(path=str(out_dir / "2a-classes.png"), full_page=True)
+
+            # 3. Start a session of Maths 7B and check in with the live camera.
             page.goto(f"{url}/checkin")
-            page.get_by_label("Session name").fill("Maths 7B")
+            choose(page, "Class", "Maths 7B")
+            page.get_by_label("Session name (optional)").fill("Monday")
             page.get_by_role("button", name="Start session").click()
             expect(page.get_by_role("combobox", name="Class session")).to_be_visible()
+            expect(page.get_by_text("Class session: Monday (Maths 7B)")).to_be_visible()
             expect(page.get_by_text("Checked in (0)")).to_be_visible()
             webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
             try:
@@ -244,9 +282,16 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             page.screenshot(path=str(out_dir / "2-checkin-live.png"), full_page=True)
             webrtc.get_by_role("button", name="STOP").click()
 
-            # 3. See her on the Attendance page, checked in live.
+            expect(page.get_by_text("1 of 2 here")).to_be_visible()
+            expect(page.get_by_text("Still missing: Grace Hopper")).to_be_visible()
+
+            # 4. The register of Maths 7B's session: she is present, Grace Hopper absent.
             page.goto(f"{url}/attendance")
-            expect(page.get_by_text("Download CSV")).to_be_visible()
+            expect(page.get_by_text("Register: Monday")).to_be_visible()
+            expect(page.get_by_text("Download this register (CSV)")).to_be_visible()
+            for label, value in (("On the roster", "2"), ("Present", "1"), ("Absent", "1")):
+                metric = page.get_by_test_id("stMetric").filter(has_text=label)
+                expect(metric.get_by_test_id("stMetricValue")).to_have_text(value)
             table = page.locator("[data-testid='stDataFrame']").first
             expect(table).to_be_visible()
             page.wait_for_timeout(1000)
@@ -258,6 +303,14 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
     book = AttendanceBook(tmp_path / "data" / "attendance.sqlite3")
     rows = book.checkins()
     assert [(r.person, r.how) for r in rows] == [(PERSON, "live")]
+    [session] = book.sessions()
+    register = book.register(session.id)
+    assert register.class_name == "Maths 7B"
+    assert [(r.person, r.status) for r in register.rows] == [(PERSON, "present"),
+                                                             ("Grace Hopper", "absent")]
+    art = book.find_class("Art club")
+    assert art is not None and book.sessions(art.id) == []
     assert len(list((tmp_path / "data" / "gallery" / PERSON).glob("*.jpg"))) >= 2
-    for shot in ("1-enroll.png", "1b-enroll-live.png", "2-checkin-live.png", "3-attendance.png"):
+    for shot in ("1-enroll.png", "1b-enroll-live.png", "2a-classes.png", "2-checkin-live.png",
+                 "3-attendance.png"):
         assert (out_dir / shot).stat().st_size > 0

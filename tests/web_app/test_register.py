@@ -60,10 +60,11 @@ def test_a_class_from_a_zip_and_a_roster_to_its_register(data_dir, lenient_engin
     next(b for b in at.button if b.label == "Make class").click()
     at.run()
     assert "Made the class Maths 7B." in texts(at, "success")
-    at.file_uploader(key="classes_zip").set_value(("7B.zip", _zip({
+    class_id = AttendanceBook(data_dir / "attendance.sqlite3").find_class("Maths 7B").id
+    at.file_uploader(key=f"classes_zip_{class_id}").set_value(("7B.zip", _zip({
         f"7B/{PERSON.replace(' ', '_')}/1.png": astronaut_png,
         "7B/Blank Wall/wall.png": blank_png}), "application/zip"))
-    at.checkbox(key="classes_zip_consent").check()
+    at.checkbox(key=f"classes_zip_consent_{class_id}").check()
     at.run()
     next(b for b in at.button if b.label == "Import photos").click()
     at.run()
@@ -74,7 +75,8 @@ def test_a_class_from_a_zip_and_a_roster_to_its_register(data_dir, lenient_engin
 
     # 2. The roster CSV adds two people without photos yet.
     at = open_page("classes")
-    at.file_uploader(key="classes_roster_csv").set_value(("7b.csv", ROSTER_CSV, "text/csv"))
+    at.file_uploader(key=f"classes_roster_csv_{class_id}").set_value(
+        ("7b.csv", ROSTER_CSV, "text/csv"))
     at.run()
     next(b for b in at.button if b.label == "Read the roster").click()
     at.run()

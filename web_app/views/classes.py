@@ -112,16 +112,21 @@ roster_tab, zip_tab = st.tabs(["A roster (CSV)", "Photos (zip of folders)"])
 with roster_tab:
     st.caption("One name per line; a student id after a comma (or semicolon) when two "
                "students share a name. Names not enrolled yet are listed as needing photos.")
-    upload = st.file_uploader("Roster CSV", type=ROSTER_TYPES, key="classes_roster_csv")
+    # Keyed per class: switching classes shows an empty uploader, not the last class's file.
+    upload = st.file_uploader("Roster CSV", type=ROSTER_TYPES,
+                              key=f"classes_roster_csv_{class_id}")
     if upload is not None and st.button("Read the roster", key="classes_roster_read"):
         try:
             # Kept for the rerun, which redraws the roster above with the new names.
-            st.session_state["classes_roster_report"] = engine.import_roster(
-                upload.getvalue(), chosen.name)
+            st.session_state["classes_roster_report"] = (upload.file_id, engine.import_roster(
+                upload.getvalue(), chosen.name))
             st.rerun()
         except FaceAttendanceError as error:
             st.error(error_text(error))
-    if (roster_report := st.session_state.pop("classes_roster_report", None)) is not None:
+    # The report stays while its file is in the uploader (reruns do not wipe it).
+    kept = st.session_state.get("classes_roster_report")
+    roster_report = kept[1] if kept and upload is not None and kept[0] == upload.file_id else None
+    if roster_report is not None:
         st.success(f"Added {len(roster_report.added)} to "
                    f"{plain(roster_report.school_class.name)}.")
         for line, why in roster_report.refused:
@@ -132,9 +137,10 @@ with roster_tab:
 with zip_tab:
     st.caption("A zip with one folder per person, named after them (an underscore counts as "
                "a space), holding their photos. Everyone enrolled joins this class.")
-    archive = st.file_uploader("Zip of photo folders", type=ZIP_TYPES, key="classes_zip")
+    archive = st.file_uploader("Zip of photo folders", type=ZIP_TYPES,
+                               key=f"classes_zip_{class_id}")
     consent = st.checkbox("Everyone in these photos agreed to have their face stored for "
-                          "attendance.", key="classes_zip_consent")
+                          "attendance.", key=f"classes_zip_consent_{class_id}")
     if archive is not None and st.button("Import photos", key="classes_zip_import",
                                          disabled=not consent):
         bar = st.progress(0.0, text="Reading the zip…")
@@ -143,14 +149,15 @@ with zip_tab:
             bar.progress(done / max(total, 1), text=f"{done + 1} of {total}: {name}")
 
         try:
-            st.session_state["classes_import_report"] = engine.import_zip(
-                archive.getvalue(), consent=True, class_name=chosen.name, progress=progress)
+            st.session_state["classes_import_report"] = (archive.file_id, engine.import_zip(
+                archive.getvalue(), consent=True, class_name=chosen.name, progress=progress))
             st.rerun()
         except FaceAttendanceError as error:
             bar.empty()
             st.error(error_text(error))
-    if (imported := st.session_state.pop("classes_import_report", None)) is not None:
-        show_import_report(imported)
+    kept = st.session_state.get("classes_import_report")
+    if kept and archive is not None and kept[0] == archive.file_id:
+        show_import_report(kept[1])
 
 # ----- settings -----------------------------------------------------------------------
 st.subheader("Settings")
