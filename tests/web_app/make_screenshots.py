@@ -25,8 +25,10 @@ from test_browser import (
     CHROMIUM_ARGS,
     PERSON,
     REPO_ROOT,
+    choose,
     enroll_from_snapshot,
     free_port,
+    make_class,
     write_accept_all_model,
     write_y4m,
 )
@@ -83,13 +85,22 @@ def main() -> None:
             page.mouse.wheel(0, 700)
             shot("enroll")
 
+            page.goto(f"{url}/classes")
+            make_class(page, "Art club", f"{PERSON}\n")
+            make_class(page, "Maths 7B", f"{PERSON}\nGrace Hopper\nAlan Turing\n")
+            expect(page.get_by_text("still need photos")).to_be_visible()
+            page.mouse.wheel(0, 450)
+            shot("classes")
+
             page.goto(f"{url}/checkin")
-            page.get_by_label("Session name").fill("Maths 7B")
+            choose(page, "Class", "Maths 7B")
+            page.get_by_label("Session name (optional)").fill("Monday")
             page.get_by_role("button", name="Start session").click()
             expect(page.get_by_text("Checked in (0)")).to_be_visible()
             webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
             webrtc.get_by_role("button", name="START").click()
             expect(page.get_by_text("Checked in (1)")).to_be_visible()
+            expect(page.get_by_text("1 of 3 here")).to_be_visible()
             page.mouse.wheel(0, 250)
             shot("checkin")
             webrtc.get_by_role("button", name="STOP").click()
@@ -105,6 +116,9 @@ def main() -> None:
             for name in ("people", "train", "attendance", "home"):
                 page.goto(f"{url}/{name}" if name != "home" else url)
                 expect(page.locator("h1").first).to_be_visible()
+                if name == "attendance":
+                    expect(page.get_by_text("Register: Monday")).to_be_visible()
+                    page.mouse.wheel(0, 300)
                 shot(name)
             browser.close()
     finally:

@@ -30,7 +30,7 @@ st.write(
 
 if not passcode_set():
     st.warning(
-        "**No admin passcode is set.** The teacher pages (Enroll, People, Train, Attendance) "
+        "**No admin passcode is set.** The teacher pages (Enroll, People, Classes, Train, Attendance) "
         "and the register (who is enrolled, who checked in) are open to anyone using this app. "
         "Set an admin passcode (see the README) before using it on a shared computer.",
         icon="🔓")
