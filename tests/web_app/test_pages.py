@@ -397,3 +397,31 @@ def test_people_page_carries_on_past_hand_made_and_unreadable_folders(data_dir, 
     assert not at.exception, at.exception
     assert "Odd\u200bname ..." in list(at.dataframe[0].value["Name"])
     assert "Locked cannot be read (Permission denied)" in texts(at, "warning")
+
+
+def test_enroll_asks_before_adding_photos_that_do_not_look_like_the_person(data_dir,
+                                                                           astronaut_png):
+    """Photos under an enrolled name that fail the 1:1 rule against her stored photos are
+    refused with a question; "The same person" adds them; a student id makes a namesake."""
+    from model.core.matching import MatchRule
+    from web_app.common import get_engine
+
+    enroll_upload(open_page("enroll"), astronaut_png)
+    get_engine().recognizer.rule = MatchRule(name_threshold=1e9, margin=1e9,
+                                             pair_threshold=1e9, min_cosine=2.0,
+                                             adapt_to_gallery=False)  # nothing looks alike
+    at = enroll_upload(open_page("enroll"), astronaut_png)
+    assert f"do not look like the {PERSON} already enrolled" in texts(at, "error")
+    assert Gallery(data_dir / "gallery").person(PERSON).image_count == 1
+    at.checkbox(key="enroll_add_anyway").check()
+    at.run()
+    next(b for b in at.button if b.label == "Enroll from these photos").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert f"Saved 1 face photo of {PERSON}" in texts(at, "success")
+    at.text_input(key="enroll_student_id").set_value("S-2")
+    at.run()
+    next(b for b in at.button if b.label == "Enroll from these photos").click()
+    at.run()
+    assert f"Saved 1 face photo of {PERSON} (S-2)" in texts(at, "success")
+    assert enrolled(data_dir) == [PERSON, f"{PERSON} (S-2)"]
