@@ -613,8 +613,10 @@ class AttendanceBook:
         if had_sessions and version < 3:
             # Version 3: one book served one class. Its sessions become that class's,
             # marked absences keep their meaning, everyone who checked in is on its roster.
-            db.execute("UPDATE checkins SET marked = 'absent' WHERE how = 'manual'"
-                       " AND present = 0 AND marked IS NULL")
+            # A teacher's old mark stays what it said (its time is when it was made, not
+            # when the person came, so it must not be judged late).
+            db.execute("UPDATE checkins SET marked = CASE present WHEN 1 THEN 'present'"
+                       " ELSE 'absent' END WHERE how = 'manual' AND marked IS NULL")
             if db.execute("SELECT 1 FROM sessions WHERE class_id IS NULL").fetchone():
                 class_id = self._migration_class(db)
                 db.execute("UPDATE sessions SET class_id = ? WHERE class_id IS NULL",

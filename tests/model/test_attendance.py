@@ -385,11 +385,13 @@ def test_an_older_database_is_upgraded_into_one_class(tmp_path):
                 VALUES (1, 'Ada', '2025-09-01T09:01:00', 0.9, 'live', 1);
             INSERT INTO checkins (session_id, person, checked_at, score, how, present)
                 VALUES (1, 'Grace', '2025-09-01T09:30:00', NULL, 'manual', 0);
+            INSERT INTO checkins (session_id, person, checked_at, score, how, present)
+                VALUES (1, 'Marie', '2025-09-01T11:00:00', NULL, 'manual', 1);
         """)
     db.close()
     book = AttendanceBook(path)
     assert [s.name for s in book.sessions()] == ["Old class"]
-    assert book.present_people(1) == ["Ada"]
+    assert book.present_people(1) == ["Ada", "Marie"]
     assert book.open_session_id() is None
     book.open_session(1)
     assert book.current_session().name == "Old class"
@@ -397,8 +399,9 @@ def test_an_older_database_is_upgraded_into_one_class(tmp_path):
     assert only.name == DEFAULT_CLASS_NAME and book.session(1).class_id == only.id
     assert book.adopt_enrolled(["Ada", "Alan"]) == ["Alan"]
     assert book.adopt_enrolled(["Marie"]) == []  # once only
+    # Marie was marked present by hand two hours in: a mark, not a late arrival.
     assert [(r.person, r.status) for r in book.register(1).rows] == [
-        ("Ada", PRESENT), ("Alan", ABSENT), ("Grace", ABSENT)]
+        ("Ada", PRESENT), ("Alan", ABSENT), ("Grace", ABSENT), ("Marie", PRESENT)]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     db.close()
