@@ -273,11 +273,18 @@ def draw_boxes(image: np.ndarray, labels: Iterable[BoxLabel]) -> np.ndarray:
         x, y, w, h = (int(v) for v in label.box)
         draw.rectangle((x, y, x + w, y + h), outline=label.colour, width=width)
         if label.text:
-            left, top, right, bottom = draw.textbbox((0, 0), label.text, font=font)
+            text = label.text
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            # A label wider than the picture is shortened with an ellipsis.
+            while right - left + 2 * width > picture.width and len(text) > 1:
+                text = text[:-2] + "…"
+                left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             tw, th = right - left, bottom - top
             ty = max(0, y - th - 3 * width)
-            draw.rectangle((x, ty, x + tw + 2 * width, ty + th + 2 * width), fill=label.colour)
-            draw.text((x + width - left, ty + width - top), label.text, fill=(255, 255, 255),
+            # Kept inside the picture: a face near the right edge gets its label shifted left.
+            tx = max(0, min(x, picture.width - 1 - tw - 2 * width))
+            draw.rectangle((tx, ty, tx + tw + 2 * width, ty + th + 2 * width), fill=label.colour)
+            draw.text((tx + width - left, ty + width - top), text, fill=(255, 255, 255),
                       font=font)
     return np.asarray(picture)
 

@@ -22,3 +22,20 @@ def test_model_figures_of_a_fine_tuned_model_say_which_figures_are_the_base_mode
                         "held_out_after": {"identification": 0.9}}}
     assert model_figures(card) == {"LFW pair accuracy (base model)": "86.3%",
                                    "This class, held-out: right person first": "90.0%"}
+
+
+def test_a_label_near_the_right_edge_stays_inside_the_picture():
+    """A face at the right edge of the frame: its label is shifted left, not cut off."""
+    import numpy as np
+
+    from web_app.common import BoxLabel, draw_boxes
+
+    frame = np.zeros((120, 200, 3), np.uint8)
+    colour = (0, 200, 0)
+    drawn = draw_boxes(frame, [BoxLabel((170, 60, 28, 40), "Eileen Collins 97%", colour)])
+    label_rows = drawn[:60]
+    filled = np.all(label_rows == colour, axis=-1)
+    columns = np.flatnonzero(filled.any(axis=0))
+    # The label band starts left of the box (it was drawn from x=170 and ran off the edge).
+    assert columns.size and columns[0] < 170
+    assert columns[-1] - columns[0] > 60  # the whole text fits, not a clipped 30-px stub
