@@ -136,6 +136,8 @@ def extract_zip(data: bytes | Path, target: Path) -> Path:
         raise ImportProblem(f"This file is not a zip archive we can read ({exc}).") from None
     with archive:
         members = archive.infolist()
+        for member in members:
+            member.filename = _member_name(member)
         if len(members) > MAX_ZIP_MEMBERS:
             raise ImportProblem(f"The zip holds {len(members)} entries; at most "
                                f"{MAX_ZIP_MEMBERS} are accepted.")
@@ -184,7 +186,7 @@ def read_roster(data: bytes | str) -> tuple[list[RosterEntry], list[tuple[int, s
     lines refused (names are checked by ``model.naming``)."""
     from model.naming import normalize_name, normalize_student_id
 
-    text = data.decode("utf-8-sig", errors="replace") if isinstance(data, bytes) else data
+    text = _decode_text(data) if isinstance(data, bytes) else data
     text = text.lstrip("\ufeff")
     # The separator is the one most lines use (Excel writes ';' where ',' is a decimal
     # comma); a file of names alone has none.
@@ -208,6 +210,28 @@ def read_roster(data: bytes | str) -> tuple[list[RosterEntry], list[tuple[int, s
         entry = RosterEntry(name, sid)
         entries.setdefault(f"{name.casefold()}\0{sid or ''}", entry)
     return list(entries.values()), refused
+
+
+def _decode_text(data: bytes) -> str:
+    """A roster file's text: UTF-8 (with or without a BOM), else Windows-1252, which is what
+    Excel writes as "CSV" on many Western European Windows machines."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _member_name(member: zipfile.ZipInfo) -> str:
+    """A zip entry's name as its maker meant it. Without the UTF-8 flag, ``zipfile`` reads
+    names as CP437; macOS and many tools write UTF-8 without setting the flag, so a folder
+    "Zoë" would come out as "Zo├½". Names that are valid UTF-8 once re-encoded are read as
+    UTF-8; others stay CP437 (old DOS and Windows zips)."""
+    if member.flag_bits & 0x800:
+        return member.filename
+    try:
+        return member.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return member.filename
 
 
 def _single_top_folder(root: Path) -> Path:

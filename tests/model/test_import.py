@@ -69,6 +69,28 @@ def test_a_zip_bomb_and_a_non_zip_are_refused(tmp_path, monkeypatch):
         person_folders(extract_zip(_zip({"loose.jpg": b"a"}), tmp_path / "out3"))
 
 
+def test_zip_names_written_in_utf8_without_the_flag_keep_their_accents(tmp_path):
+    """macOS's Archive Utility writes UTF-8 names without the zip's UTF-8 flag; Python
+    would read them as CP437 ("Zo├½ Ng")."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("Zoë Ng/1.jpg")
+        archive.writestr(info, b"a")
+    data = bytearray(buffer.getvalue())
+    # Clear the UTF-8 flag (general purpose bit 11) in the local and central headers.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.index(signature) + offset
+        data[at:at + 2] = (int.from_bytes(data[at:at + 2], "little") & ~0x800).to_bytes(2, "little")
+    root = extract_zip(bytes(data), tmp_path / "out")
+    assert [f.name for f in person_folders(root)[0]] == ["Zoë Ng"]
+
+
+def test_a_roster_saved_by_excel_in_windows_1252_keeps_its_accents():
+    entries, refused = read_roster("Zoë Núñez;12\nÅsa Öberg\n".encode("cp1252"))
+    assert entries == [RosterEntry("Zoë Núñez", "12"), RosterEntry("Åsa Öberg")]
+    assert refused == []
+
+
 def test_a_roster_csv_with_header_ids_and_bad_lines():
     text = ("Name;Student id\n"
             "J. R. R. Tolkien;T-1\n"
