@@ -233,8 +233,11 @@ if mode == "Live camera":
             st.session_state["checkin_speed"] = sum(seconds) / len(seconds)
         if ctx.state.playing and "checkin_speed" in st.session_state:
             speed = st.session_state["checkin_speed"]
-            st.caption(f"Recognition takes {speed:.2f} s per frame "
-                       f"(about {1 / max(speed, 1e-3):.0f} frames per second).")
+            rate = 1 / max(speed, 1e-3)  # "about 0 frames per second" helps nobody
+            st.caption(f"Recognition takes {speed:.2f} s per frame (about "
+                       f"{rate:.1f} frames per second)." if rate < 2 else
+                       f"Recognition takes {speed:.2f} s per frame (about {rate:.0f} frames "
+                       "per second).")
         if processor.worker.last_error:
             st.caption(f"Last camera error: {plain(processor.worker.last_error)}")
         progress_line(book, session_id, admin)
