@@ -564,15 +564,15 @@ class AttendanceBook:
         """A class's register over a date range like a paper one: one row per roster
         member, one column per session (oldest first) holding present, late or absent
         (empty before they joined), then attended, sessions and rate."""
-        long = self.register_table(class_id=class_id, start=start, end=end)
         sessions = list(reversed(self.sessions(class_id, start=start, end=end)))
-        titles = {s.id: f"{s.started_at:%Y-%m-%d %H:%M} {s.name}" for s in sessions}
-        members = sorted(set(self.roster(class_id)) | set(long["person"]), key=str.casefold)
+        # One register per session, read once: its statuses fill that session's column.
+        statuses = {f"{s.started_at:%Y-%m-%d %H:%M} {s.name}":
+                    {row.person: row.status for row in self.register(s.id).rows}
+                    for s in sessions}
+        members = sorted(set(self.roster(class_id)).union(*statuses.values()), key=str.casefold)
         grid = pd.DataFrame({"person": members})
-        for session in sessions:
-            register = self.register(session.id)
-            statuses = {row.person: row.status for row in register.rows}
-            grid[titles[session.id]] = [statuses.get(person, "") for person in members]
+        for title, column in statuses.items():
+            grid[title] = [column.get(person, "") for person in members]
         marks = grid.drop(columns=["person"])
         grid["attended"] = marks.isin([PRESENT, LATE]).sum(axis=1).astype(int)
         grid["sessions"] = (marks != "").sum(axis=1).astype(int)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from model.errors import FaceAttendanceError
+from model.naming import normalize_name, normalize_student_id
 
 #: File endings read as photos (what ``model.images.load_image`` decodes).
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -184,8 +185,6 @@ def read_roster(data: bytes | str) -> tuple[list[RosterEntry], list[tuple[int, s
     second (commas, semicolons or tabs between). A first line ``name[,student id]`` is a
     header. Returns the entries (duplicates dropped) and ``(line number, why)`` for the
     lines refused (names are checked by ``model.naming``)."""
-    from model.naming import normalize_name, normalize_student_id
-
     text = _decode_text(data) if isinstance(data, bytes) else data
     text = text.lstrip("\ufeff")
     # The separator is the one most lines use (Excel writes ';' where ',' is a decimal

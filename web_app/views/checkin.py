@@ -109,6 +109,7 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
     """The teacher's section: start a session of a class (it opens at once), open
     another, close."""
     classes = book.classes()
+    class_names = {c.id: c.name for c in classes}
     sessions = book.sessions()
     if not classes:
         st.info("Make a class first (the **Classes** page): a session belongs to a class, "
@@ -116,7 +117,6 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
     else:
         with st.expander("Start a new class session", expanded=book.open_session_id() is None), \
                 st.form("new_session", clear_on_submit=True):
-            class_names = {c.id: c.name for c in classes}
             class_id = st.selectbox("Class", list(class_names),
                                     format_func=class_names.__getitem__, key="checkin_class")
             session_name = st.text_input("Session name (optional)",
@@ -126,7 +126,6 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
                 st.rerun()
     if not sessions:
         return
-    class_names = {c.id: c.name for c in classes}
     labels = {s.id: (f"{class_names.get(s.class_id, 'no class')}: {s.name} "
                      f"({s.started_at:%Y-%m-%d %H:%M})") for s in sessions}
     # Follow the book, not this browser's memory: another teacher's browser may have
