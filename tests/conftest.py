@@ -6,7 +6,9 @@ Faces come from the public-domain astronaut photo bundled with scikit-image
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -145,3 +147,16 @@ def make_crop():
 def embedder_factory():
     """``embedder_factory(version)``: a new FakeEmbedder with that model version."""
     return FakeEmbedder
+
+
+@pytest.fixture
+def zip_of():
+    """Makes the bytes of a zip from ``{member name: bytes}`` (imports, uploads)."""
+    def make(entries: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+        return buffer.getvalue()
+
+    return make

@@ -18,15 +18,6 @@ from model.school.importing import (
     read_roster,
 )
 
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 # ----- reading folders, zips and rosters (no network) ------------------------------------
 
 def test_person_folders_read_the_seed_layout(tmp_path):
@@ -43,30 +34,30 @@ def test_person_folders_read_the_seed_layout(tmp_path):
     assert [name for name, _ in skipped] == ["loose.jpg"]
 
 
-def test_a_zip_of_one_class_folder_is_read_inside_it(tmp_path):
-    root = extract_zip(_zip({"7B/Ada/1.jpg": b"a", "7B/Alan/2.png": b"b",
+def test_a_zip_of_one_class_folder_is_read_inside_it(zip_of, tmp_path):
+    root = extract_zip(zip_of({"7B/Ada/1.jpg": b"a", "7B/Alan/2.png": b"b",
                              "__MACOSX/7B/._Ada": b"junk"}), tmp_path / "out")
     folders, _ = person_folders(root)
     assert [f.name for f in folders] == ["Ada", "Alan"]
 
 
 @pytest.mark.parametrize("name", ["../evil/1.jpg", "/etc/x.jpg", "a/../../x.jpg", "C:/x.jpg"])
-def test_a_zip_pointing_outside_is_refused_before_writing(tmp_path, name):
+def test_a_zip_pointing_outside_is_refused_before_writing(zip_of, tmp_path, name):
     with pytest.raises(ImportProblem, match="outside"):
-        extract_zip(_zip({"Ada/1.jpg": b"a", name: b"b"}), tmp_path / "out")
+        extract_zip(zip_of({"Ada/1.jpg": b"a", name: b"b"}), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
-def test_a_zip_bomb_and_a_non_zip_are_refused(tmp_path, monkeypatch):
+def test_a_zip_bomb_and_a_non_zip_are_refused(zip_of, tmp_path, monkeypatch):
     import model.school.importing as importing
 
     monkeypatch.setattr(importing, "MAX_ZIP_BYTES", 1000)
     with pytest.raises(ImportProblem, match="unpacks to"):
-        extract_zip(_zip({"Ada/1.jpg": bytes(2000)}), tmp_path / "out")
+        extract_zip(zip_of({"Ada/1.jpg": bytes(2000)}), tmp_path / "out")
     with pytest.raises(ImportProblem, match="not a zip"):
         extract_zip(b"PK\x03\x04 broken", tmp_path / "out2")
     with pytest.raises(ImportProblem, match="holds no folder"):
-        person_folders(extract_zip(_zip({"loose.jpg": b"a"}), tmp_path / "out3"))
+        person_folders(extract_zip(zip_of({"loose.jpg": b"a"}), tmp_path / "out3"))
 
 
 def test_zip_names_written_in_utf8_without_the_flag_keep_their_accents(tmp_path):
@@ -153,8 +144,8 @@ def test_import_folders_reports_per_person_and_fills_the_class(attendance, tree)
 
 
 @pytest.mark.slow
-def test_import_zip_and_roster(attendance, astronaut):
-    data = _zip({"Class 7B/Eileen Collins/1.jpg": encode_jpeg(astronaut),
+def test_import_zip_and_roster(zip_of, attendance, astronaut):
+    data = zip_of({"Class 7B/Eileen Collins/1.jpg": encode_jpeg(astronaut),
                  "Class 7B/Eileen Collins/2.jpg": encode_jpeg(astronaut[:, ::-1].copy())})
     report = attendance.import_zip(data, consent=True, class_name="Art club")
     assert report.enrolled == ["Eileen Collins"]

@@ -5,7 +5,6 @@ hand, download the CSVs and read their rows."""
 from __future__ import annotations
 
 import io
-import zipfile
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -15,14 +14,6 @@ from test_pages import PERSON, open_page, texts
 from model.school.attendance import AttendanceBook
 
 ROSTER_CSV = f"name,student id\n{PERSON}\nGrace Hopper\nAlan Turing,T-1\n".encode()
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @pytest.fixture()
@@ -51,7 +42,8 @@ def check_in_by_upload(png: bytes) -> None:
     assert f"{PERSON} checked in" in texts(at, "success")
 
 
-def test_a_class_from_a_zip_and_a_roster_to_its_register(data_dir, lenient_engine, downloads,
+def test_a_class_from_a_zip_and_a_roster_to_its_register(zip_of, data_dir, lenient_engine,
+                                                         downloads,
                                                          astronaut_png, blank_png):
     # 1. Make the class and import its photos: a good folder, a photo with no face.
     at = open_page("classes")
@@ -61,7 +53,7 @@ def test_a_class_from_a_zip_and_a_roster_to_its_register(data_dir, lenient_engin
     at.run()
     assert "Made the class Maths 7B." in texts(at, "success")
     class_id = AttendanceBook(data_dir / "attendance.sqlite3").find_class("Maths 7B").id
-    at.file_uploader(key=f"classes_zip_{class_id}").set_value(("7B.zip", _zip({
+    at.file_uploader(key=f"classes_zip_{class_id}").set_value(("7B.zip", zip_of({
         f"7B/{PERSON.replace(' ', '_')}/1.png": astronaut_png,
         "7B/Blank Wall/wall.png": blank_png}), "application/zip"))
     at.checkbox(key=f"classes_zip_consent_{class_id}").check()
