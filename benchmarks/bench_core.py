@@ -70,7 +70,7 @@ def machine() -> dict[str, Any]:
 
 
 def bench_detection(repeats: int) -> dict[str, float]:
-    from model.detection import load_detector
+    from model.core.detection import load_detector
 
     detector = load_detector()
     frame = webcam_frame()

@@ -21,8 +21,8 @@ import numpy as np
 
 from model.alignment import align_face
 from model.core import registry
+from model.core.detection import FaceDetector, load_detector
 from model.core.matching import GalleryIndex
-from model.detection import FaceDetector, load_detector
 from model.errors import (
     ConsentRequiredError,
     DifferentPersonError,

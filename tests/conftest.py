@@ -75,7 +75,7 @@ def test_settings(tmp_path_factory) -> Settings:
 @pytest.fixture(scope="session")
 def detector(test_settings):
     """MTCNN, loaded once per session (a few seconds)."""
-    from model.detection import load_detector
+    from model.core.detection import load_detector
 
     return load_detector(min_confidence=test_settings.min_detection_confidence,
                          max_side=test_settings.max_detection_side)

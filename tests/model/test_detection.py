@@ -84,3 +84,22 @@ def test_wrong_input_is_refused(detector):
         detector.detect(np.zeros((10, 10), dtype=np.uint8))
     with pytest.raises(TypeError):
         detector.detect(np.zeros((10, 10, 3), dtype=np.float32))
+
+
+def test_follow_finds_a_face_that_moved_and_loses_one_that_left(detector, astronaut):
+    frame = _frame(astronaut)
+    [face] = detector.detect(frame, max_side=320)
+    [same] = detector.follow(frame, [face.box])
+    assert same is not None
+    _check_sane(same, frame)
+    assert np.abs(np.subtract(same.box, face.box)).max() <= 8  # same place, same size
+    # The head moved 30 px (about a third of its width) to the right between two frames.
+    moved = np.roll(frame, 30, axis=1)
+    [followed] = detector.follow(moved, [face.box])
+    assert followed is not None
+    assert abs(followed.box[0] - (face.box[0] + 30)) <= 8
+    assert abs(followed.landmarks.nose[0] - (face.landmarks.nose[0] + 30)) <= 6
+    # Nobody there any more: no box, rather than one left on the background.
+    empty = np.full_like(frame, 120)
+    assert detector.follow(empty, [face.box]) == [None]
+    assert detector.follow(frame, []) == []
