@@ -4,8 +4,10 @@ Run: ``python benchmarks/bench_live.py [--json] [--repeats N]``. It drives the v
 the Check-in page uses (``web_app.live.LiveCheckInProcessor`` with the real engine and an
 attendance book in a temporary folder), with the public-domain astronaut photo as the face:
 
-- live: milliseconds per processed 640x480 frame (one face in view) and the frames per
-  second that gives; the target is at least 5;
+- live: frames per second ``LiveCheckInProcessor.process`` keeps up on a moving face (one
+  face, then three), with the cost of a frame that only follows the faces, of one with a
+  full detection (every half second), and of the old way (detect + embed every frame);
+  no browser and no WebRTC here: ``bench_browser.py`` measures what the page gets;
 - time from a face entering the frame to the check-in, with a simulated 30 fps camera
   feeding the newest-frame worker (frames before it show an empty room);
 - snapshot/upload: decode + detect + align + embed + match for a JPEG photo; target < 1 s.
@@ -33,7 +35,7 @@ import web_app.live as live
 from benchmarks.bench_core import machine, median_ms, webcam_frame
 
 CAMERA_FPS = 30.0
-LIVE_TARGET_FPS = 5.0
+LIVE_TARGET_FPS = 8.0  # issue 10 (in the browser, >= 4 with three faces)
 SNAPSHOT_TARGET_MS = 1000.0
 REQUIRED_FRAMES = 3  # the Check-in page's setting
 
@@ -58,15 +60,51 @@ def _enroll_astronaut(engine: Any) -> None:
         raise SystemExit(f"could not enroll the astronaut: {report.rejected}")
 
 
-def bench_live_frames(engine: Any, book: Any, repeats: int) -> dict[str, float]:
-    """Per-frame cost of LiveCheckInProcessor.process (the worker thread's whole job)."""
+def _moving(frame: np.ndarray, count: int, step: int = 3) -> list[np.ndarray]:
+    """``count`` frames of ``frame`` sliding sideways ``step`` px per frame and back."""
+    shifts = [step * (i if (i // 20) % 2 == 0 else 20 - i % 20) for i in range(count)]
+    return [np.roll(frame, shift - 30, axis=1) for shift in shifts]
+
+
+def three_faces() -> np.ndarray:
+    """Three astronauts side by side in a 640x480 frame (faces about 60 px wide)."""
+    import cv2
+
+    frame = np.full((480, 640, 3), 90, dtype=np.uint8)
+    small = cv2.resize(webcam_frame()[:, 80:560], (210, 210), interpolation=cv2.INTER_AREA)
+    for i in range(3):
+        frame[135:345, 5 + 212 * i:215 + 212 * i] = small
+    return frame
+
+
+def bench_live_frames(engine: Any, book: Any, frame: np.ndarray, label: str,
+                      seconds: float = 4.0) -> dict[str, float]:
+    """LiveCheckInProcessor.process on a moving face for ``seconds``, as fast as it goes.
+
+    Reports the median cost of a frame that only follows the faces, of one with a full
+    detection (a scan, every ``SCAN_EVERY_S``), the resulting frames per second, and the
+    old pipeline's cost (a full detection + embedding on every frame) for comparison.
+    """
     from model.school.checkin import CheckInTracker
 
     processor = live.LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES))
     processor.start_session(book.start_session("benchmark").id)
-    frame = webcam_frame()
-    ms = median_ms(lambda: processor.process(frame), repeats=max(repeats * 3, 15), warmup=3)
-    return {"live_ms_per_frame": ms, "live_fps": 1000.0 / ms}
+    frames = _moving(frame, 40)
+    for warm in frames[:5]:
+        processor.process(warm)
+    costs: dict[str, list[float]] = {"scan": [], "follow": []}
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        began = time.perf_counter()
+        processor.process(frames[done % len(frames)])
+        costs[processor.timing["kind"]].append(1000 * (time.perf_counter() - began))
+        done += 1
+    fps = done / (time.perf_counter() - started)
+    full = median_ms(lambda: engine.identify_faces(frame, max_side=live.MAX_PROCESS_SIDE),
+                     repeats=9, warmup=2)
+    return {f"{label}_follow_ms": statistics.median(costs["follow"] or [float("nan")]),
+            f"{label}_scan_ms": statistics.median(costs["scan"] or [float("nan")]),
+            f"{label}_fps": fps, f"{label}_full_every_frame_ms": full}
 
 
 def time_to_check_in(engine: Any, book: Any) -> float:
@@ -137,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         _enroll_astronaut(engine)
         book = AttendanceBook(Path(tmp) / "attendance.sqlite3")
         figures: dict[str, Any] = {"machine": machine(), "model": engine.recognizer.label}
-        figures.update(bench_live_frames(engine, book, args.repeats))
+        figures.update(bench_live_frames(engine, book, webcam_frame(), "one"))
+        figures.update(bench_live_frames(engine, book, three_faces(), "three"))
         waits = [time_to_check_in(engine, book) for _ in range(args.check_ins)]
         figures["face_to_check_in_s"] = statistics.median(waits)
         figures.update(bench_snapshot(engine, args.repeats))
@@ -149,10 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {m}")
     print(f"model:   {figures['model']}")
     print("(medians; the machine may be shared, so figures are noisy)")
-    fps = figures["live_fps"]
-    verdict = "meets" if fps >= LIVE_TARGET_FPS else "MISSES"
-    print(f"live check-in, 640x480 frame, one face:   {figures['live_ms_per_frame']:7.1f} ms/frame "
-          f"= {fps:.1f} fps  (target >= {LIVE_TARGET_FPS:.0f} fps: {verdict})")
+    for label, faces in (("one", "one face"), ("three", "three faces")):
+        fps = figures[f"{label}_fps"]
+        verdict = "meets" if fps >= LIVE_TARGET_FPS else "MISSES"
+        print(f"live check-in, 640x480, {faces:>11}: {fps:6.1f} frames/s  (target >= "
+              f"{LIVE_TARGET_FPS:.0f}: {verdict}); a frame that follows the faces "
+              f"{figures[f'{label}_follow_ms']:.1f} ms, one with a full detection "
+              f"{figures[f'{label}_scan_ms']:.1f} ms; detect + embed on every frame (the old "
+              f"way) {figures[f'{label}_full_every_frame_ms']:.1f} ms")
     print(f"face enters the frame -> checked in:      {figures['face_to_check_in_s']:7.2f} s  "
           f"({REQUIRED_FRAMES} consecutive recognised frames, camera at {CAMERA_FPS:.0f} fps)")
     for key in ("snapshot_ms_640x480", "snapshot_ms_1280x960"):

@@ -12,11 +12,14 @@ thread runs the model on the newest frame, updates the boxes and puts a typed
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,6 +34,8 @@ if "tensorflow" not in sys.modules:
     with contextlib.suppress(ImportError):
         import streamlit_webrtc  # noqa: F401
 
+from model.alignment import align_face
+from model.core.tracking import FaceTracker
 from model.school.attendance import AttendanceBook
 from model.school.checkin import CheckInTracker, LiveCheckIn
 from web_app.common import BoxLabel, assessment_label, draw_boxes, match_label
@@ -45,6 +50,40 @@ RESULT_QUEUE_SIZE = 32
 #: face of about 40 pixels or more in the full frame (someone within 2-3 m of a laptop
 #: camera). Raise it to find faces further away, lower it for speed.
 MAX_PROCESS_SIDE = 320
+#: Boxes are drawn only on frames at most this much newer (seconds) than the frame they
+#: were computed from; older ones are hidden rather than left where the face was.
+BOX_MAX_AGE_S = 0.3
+
+
+#: Set this environment variable to a file path and the live pipeline appends one JSON
+#: line per event to it (``benchmarks/bench_browser.py`` reads it; off by default):
+#: ``frame`` (a camera frame reached the callback: ``t``, ``age`` of the drawn result or
+#: null, ``marker`` = mean of the frame's top-left 8x8 pixels, ``ms`` spent in the
+#: callback), ``result`` (the worker finished a frame: ``t``, ``frame_t``, ``ms``,
+#: ``cpu_ms``, ``detect_ms``, ``embed_ms``, ``kind``, ``faces``) and ``checkin``
+#: (``t``, ``name``). Times are ``time.monotonic()`` (one clock for all processes).
+TRACE_ENV = "FACEATT_LIVE_TRACE"
+
+
+class _Trace:
+    """Appends events to the file named by ``FACEATT_LIVE_TRACE`` (no-op when unset)."""
+
+    def __init__(self) -> None:
+        self.path = os.environ.get(TRACE_ENV) or None
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return self.path is not None
+
+    def write(self, event: str, **fields: Any) -> None:
+        if self.path is None:
+            return
+        line = json.dumps({"ev": event, **fields}, separators=(",", ":"))
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+
+TRACE = _Trace()
 
 
 def live_camera_problem() -> str | None:
@@ -66,7 +105,7 @@ class LiveResult(NamedTuple):
 
     labels: tuple[BoxLabel, ...]
     checked_in: tuple[LiveCheckIn, ...]
-    waited: tuple[float, ...]  # per check-in: seconds from the face's first recognised frame
+    waited: tuple[float, ...]  # per check-in: seconds since the face was first seen
     seconds: float  # time the model took on this frame
     at: float  # time.monotonic() when it finished
 
@@ -86,36 +125,45 @@ class NewestFrameWorker:
     always sees the latest picture and the video never waits for it.
     """
 
-    def __init__(self, process: Callable[[np.ndarray], Sequence[BoxLabel]]) -> None:
+    def __init__(self, process: Callable[[np.ndarray], Sequence[BoxLabel]], *,
+                 timing: Callable[[], dict[str, Any]] | None = None) -> None:
         self._process = process
+        self._timing = timing or dict
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._frame: np.ndarray | None = None
         self._labels: tuple[BoxLabel, ...] = ()
+        self._frame_at = 0.0
+        self._labels_at = 0.0
         self._thread: threading.Thread | None = None
         self.processed = 0
         self.errors = 0
         self.last_error: str | None = None
 
-    def submit(self, frame: np.ndarray) -> tuple[BoxLabel, ...]:
-        """Offer a frame; returns the boxes of the most recently processed one."""
+    def submit(self, frame: np.ndarray,
+               at: float | None = None) -> tuple[tuple[BoxLabel, ...], float]:
+        """Offer a frame (arrived at ``at``, monotonic seconds); returns the boxes of the
+        most recently processed frame and when that frame arrived."""
         with self._lock:
             self._frame = frame
+            self._frame_at = time.monotonic() if at is None else at
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="face-live-worker",
                                                 daemon=True)
                 self._thread.start()
-            labels = self._labels
+            labels, labels_at = self._labels, self._labels_at
         self._wake.set()
-        return labels
+        return labels, labels_at
 
     def _run(self) -> None:
         while self._wake.wait(WORKER_IDLE_S):
             self._wake.clear()
             with self._lock:
                 frame, self._frame = self._frame, None
+                frame_at = self._frame_at
             if frame is None:
                 continue
+            started, cpu = time.monotonic(), time.thread_time()
             try:
                 labels = tuple(self._process(frame))
             except Exception as exc:
@@ -123,8 +171,13 @@ class NewestFrameWorker:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 continue
             with self._lock:
-                self._labels = labels
+                self._labels, self._labels_at = labels, frame_at
                 self.processed += 1
+            if TRACE:
+                TRACE.write("result", t=time.monotonic(), frame_t=frame_at,
+                            ms=1000 * (time.monotonic() - started),
+                            cpu_ms=1000 * (time.thread_time() - cpu), faces=len(labels),
+                            **self._timing())
         with self._lock:
             self._thread = None
             self._labels = ()
@@ -135,12 +188,19 @@ def frame_callback(worker: NewestFrameWorker) -> Callable[[Any], Any]:
     import av
 
     def callback(frame: Any) -> Any:
+        arrived = time.monotonic()
         image = frame.to_ndarray(format="rgb24")
-        labels = worker.submit(image)
-        if not labels:
-            return frame
-        out = av.VideoFrame.from_ndarray(draw_boxes(image, labels), format="rgb24")
-        out.pts, out.time_base = frame.pts, frame.time_base
+        labels, labels_at = worker.submit(image, arrived)
+        if arrived - labels_at > BOX_MAX_AGE_S:
+            labels = ()  # computed on a picture too old: the face may be elsewhere by now
+        out = frame
+        if labels:
+            out = av.VideoFrame.from_ndarray(draw_boxes(image, labels), format="rgb24")
+            out.pts, out.time_base = frame.pts, frame.time_base
+        if TRACE:
+            TRACE.write("frame", t=arrived, age=(arrived - labels_at) if labels else None,
+                        marker=int(image[:8, :8].mean()),
+                        ms=1000 * (time.monotonic() - arrived))
         return out
 
     return callback
@@ -157,7 +217,7 @@ def _put_newest(results: queue.Queue[Any], item: Any) -> None:
 
 
 class LiveCheckInProcessor:
-    """Live check-in: identify faces, feed the tracker, write check-ins to the book.
+    """Live check-in: follow the faces, identify new or moved ones, write check-ins.
 
     The page owns one per browser session (in ``st.session_state``) and reads
     ``results``; check-ins are written here, in the worker thread, so none is lost
@@ -165,47 +225,76 @@ class LiveCheckInProcessor:
     written only while its session is still the book's open one (the teacher may
     close it while the camera runs).
 
-    Box labels name a face only when it was recognised; an unknown face is labelled
-    with the reason alone, never with the person it came closest to.
+    Each frame: ``FaceTracker`` finds the faces (a full detection when nothing is
+    tracked or a scan is due, O-Net around each known face otherwise); the faces that
+    are new, moved, not embedded for a while, or recognised but not yet checked in are
+    aligned and embedded in one batch; the others keep their last answer. Box labels
+    name a face only when it was recognised; an unknown face is labelled with the
+    reason alone, never with the person it came closest to.
     """
 
     def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker, *,
                  only_open_session: bool = False) -> None:
-        self.engine = engine
+        # ``engine`` may be a Future of one still loading (``web_app.loading``): the video
+        # then plays at once and the first frame waits for the engine in the worker.
+        self.source = engine
         self.book = book
         self.tracker = tracker
         self.only_open_session = only_open_session
+        self._faces: FaceTracker | None = None
         self.results: queue.Queue[LiveResult] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
-        # When each person's current streak began (the frame their face was first
-        # recognised), to report the time from a face entering view to its check-in.
-        self._first_seen: dict[str, float] = {}
-        self.worker = NewestFrameWorker(self.process)
+        self.timing: dict[str, Any] = {}
+        self._last_frame = -WORKER_IDLE_S - 1.0
+        self.worker = NewestFrameWorker(self.process, timing=lambda: self.timing)
         self.callback = frame_callback(self.worker)
 
     def start_session(self, session_id: int) -> None:
         if self.tracker.session_id != session_id:
             self.tracker.start_session(session_id, self.book.present_people(session_id))
 
+    @property
+    def engine(self) -> Any:
+        """The engine, waiting for it if it is still loading."""
+        if isinstance(self.source, Future):
+            self.source = self.source.result()
+        return self.source
+
+    @property
+    def faces(self) -> FaceTracker:
+        if self._faces is None:
+            self._faces = FaceTracker(self.engine.detector, max_side=MAX_PROCESS_SIDE)
+        return self._faces
+
     def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
+        self.faces  # noqa: B018 (the first frame waits here for an engine still loading)
         started = time.monotonic()
-        # Detect on a small copy (speed), but align from the full frame (accuracy).
-        matches = self.engine.identify_faces(image, max_side=MAX_PROCESS_SIDE)
-        seen = {m.name for m in matches if m.name is not None}
-        self._first_seen = {name: self._first_seen.get(name, started) for name in seen}
-        fresh = self.tracker.observe([(m.name, m.score) for m in matches])
-        session_id = self.tracker.session_id
-        if fresh and self.only_open_session and self.book.open_session_id() != session_id:
-            session_id = None  # closed meanwhile: check nobody in
-        written, waited = [], []
-        for item in fresh:
-            if session_id is not None and self.book.check_in(
-                    session_id, item.name, score=item.score, how="live") is not None:
-                written.append(item)
-                waited.append(time.monotonic() - self._first_seen.get(item.name, started))
+        if started - self._last_frame > WORKER_IDLE_S:
+            self.faces.clear()  # a new stream: the faces of the old one are gone
+        self._last_frame = started
+        kind = self.faces.update(image, started)
+        detected = time.monotonic()
+        done = self.tracker.checked_in()
+        fresh_tracks = [t for t in self.faces.tracks if self.faces.needs_embedding(t, started)
+                        or (t.match is not None and t.match.name is not None
+                            and t.match.name not in done)]
+        if fresh_tracks:
+            # Align from the full frame (accuracy); one forward pass for all of them.
+            crops = [align_face(image, t.face) for t in fresh_tracks]
+            for track, match in zip(fresh_tracks, self.engine.identify_crops(
+                    crops, [t.face for t in fresh_tracks]), strict=True):
+                FaceTracker.embedded(track, started, match)
+        embedded = time.monotonic()
+        fresh_ids = {t.id for t in fresh_tracks}
+        carried = [t.match.name for t in self.faces.tracks
+                   if t.id not in fresh_ids and t.match is not None and t.match.name is not None]
+        checked = self.tracker.observe([(t.match.name, t.match.score) for t in fresh_tracks],
+                                       carried=carried)
+        written, waited = self._write(checked, started)
         streaks = self.tracker.streaks()
         done = self.tracker.checked_in()
         labels = []
-        for match in matches:
+        for track in self.faces.tracks:
+            match = track.match
             label = match_label(match)
             if match.name in done:
                 text = f"{match.name} - checked in"
@@ -213,10 +302,34 @@ class LiveCheckInProcessor:
                 text = f"{label.text} ({streaks[match.name]}/{self.tracker.required_frames})"
             else:
                 text = label.text
-            labels.append(BoxLabel(match.box, text, label.colour))
+            labels.append(BoxLabel(track.face.box, text, label.colour))
+        finished = time.monotonic()
+        self.timing = {"kind": kind, "detect_ms": 1000 * (detected - started),
+                       "embed_ms": 1000 * (embedded - detected), "embedded": len(fresh_tracks)}
         _put_newest(self.results, LiveResult(tuple(labels), tuple(written), tuple(waited),
-                                             time.monotonic() - started, time.monotonic()))
+                                             finished - started, finished))
         return tuple(labels)
+
+    def _write(self, checked: list[LiveCheckIn],
+               now: float) -> tuple[list[LiveCheckIn], list[float]]:
+        """Write the new check-ins to the book; with, for each, the seconds since the
+        face was first seen (the track's birth)."""
+        session_id = self.tracker.session_id
+        if checked and self.only_open_session and self.book.open_session_id() != session_id:
+            session_id = None  # closed meanwhile: check nobody in
+        born: dict[str, float] = {}
+        for track in self.faces.tracks:
+            if track.match is not None and track.match.name is not None:
+                born[track.match.name] = min(track.born, born.get(track.match.name, now))
+        written, waited = [], []
+        for item in checked:
+            if session_id is not None and self.book.check_in(
+                    session_id, item.name, score=item.score, how="live") is not None:
+                written.append(item)
+                waited.append(time.monotonic() - born.get(item.name, now))
+                if TRACE:
+                    TRACE.write("checkin", t=time.monotonic(), name=item.name)
+        return written, waited
 
 
 class LiveEnrollProcessor:

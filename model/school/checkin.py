@@ -4,7 +4,7 @@ A single frame can be wrong (motion blur, a look-alike at a bad angle), so a
 person is checked in only after being recognised in ``required_frames``
 *consecutive processed frames*, and only once per session. A frame in which the
 person is not recognised (not seen, or seen as someone else / unknown) restarts
-their count.
+their count; a frame that did not look at their face again (``carried``) keeps it.
 
 Pure and thread-safe: the webrtc callback thread calls ``observe`` while the page
 thread reads ``streaks`` or starts a new session; one lock guards the state.
@@ -74,12 +74,14 @@ class CheckInTracker:
             self._streaks = {}
 
     def observe(self, recognised: Iterable[Recognition | tuple[str | None, float]], *,
-                now: datetime | None = None) -> list[LiveCheckIn]:
+                now: datetime | None = None, carried: Iterable[str] = ()) -> list[LiveCheckIn]:
         """Feed the recognitions of one processed frame; returns who checks in now.
 
         ``recognised`` holds the known faces of the frame (unknown faces may be
         passed with ``name=None``; they are ignored). A person seen twice in one
-        frame counts once, with their best score.
+        frame counts once, with their best score. ``carried`` names people still in
+        view whose face was not looked at again in this frame (live video embeds a
+        face only when it is new or moved): their streak is kept, not lengthened.
         """
         best: dict[str, float] = {}
         for item in recognised:
@@ -91,8 +93,10 @@ class CheckInTracker:
         fresh: list[LiveCheckIn] = []
         with self._lock:
             # Anyone not in this frame loses their streak: only consecutive frames count.
-            self._streaks = {name: self._streaks.get(name, []) + [score]
-                             for name, score in best.items() if name not in self._done}
+            kept = {name: self._streaks[name] for name in carried
+                    if name in self._streaks and name not in best}
+            self._streaks = kept | {name: self._streaks.get(name, []) + [score]
+                                    for name, score in best.items() if name not in self._done}
             for name, scores in self._streaks.items():
                 if len(scores) >= self.required_frames:
                     self._done.add(name)

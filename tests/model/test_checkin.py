@@ -99,3 +99,16 @@ def test_threads_check_each_person_in_once():
     for t in threads:
         t.join()
     assert sorted(c.name for c in out) == ["Ada", "Grace"]
+
+
+def test_a_carried_face_keeps_its_streak_without_lengthening_it():
+    tracker = CheckInTracker(3, session_id=1)
+    assert tracker.observe([("Ada", 0.9)]) == []
+    assert tracker.observe([], carried=["Ada"]) == []  # still in view, not looked at again
+    assert tracker.streaks() == {"Ada": 1}
+    assert tracker.observe([("Ada", 0.8)]) == []
+    [done] = tracker.observe([("Ada", 0.7)])
+    assert done.frames == 3
+    tracker.start_session(2)
+    tracker.observe([("Bo", 0.9)])
+    assert tracker.observe([]) == [] and tracker.streaks() == {}  # gone: the streak ends

@@ -460,10 +460,40 @@ def test_library_errors_quoting_a_name_are_text(data_dir):
 
 # ----- the live camera's boxes -------------------------------------------------------------
 
-def stranger(reason: str = "not close enough") -> Match:
-    return Match(box=(10, 10, 100, 100), name=None, score=0.41,
+def stranger(reason: str = "not close enough", x: int = 10) -> Match:
+    return Match(box=(x, 10, 100, 100), name=None, score=0.41,
                  candidates=(("Ada Lovelace", 0.41), ("Grace Hopper", 0.2)),
                  closest="Ada Lovelace", reason=reason)
+
+
+class SceneEngine:
+    """The live pipeline's view of an engine: faces where ``matches`` put them, each
+    identified as its match."""
+
+    def __init__(self, *matches: Match) -> None:
+        from model.records import DetectedFace, Landmarks
+
+        def face(box):
+            x, y, w, h = (float(v) for v in box)
+            marks = Landmarks(left_eye=(x + 0.3 * w, y + 0.4 * h), right_eye=(x + 0.7 * w, y + 0.4 * h),
+                              nose=(x + 0.5 * w, y + 0.6 * h), mouth_left=(x + 0.35 * w, y + 0.8 * h),
+                              mouth_right=(x + 0.65 * w, y + 0.8 * h))
+            return DetectedFace(box=box, confidence=0.99, landmarks=marks)
+
+        self.matches = {m.box: m for m in matches}
+        faces = [face(m.box) for m in matches]
+
+        class Detector:
+            def detect(self, image, *, max_side=None):
+                return faces
+
+            def follow(self, image, boxes):
+                return [next((f for f in faces if f.box == tuple(box)), None) for box in boxes]
+
+        self.detector = Detector()
+
+    def identify_crops(self, crops, faces):
+        return [self.matches[f.box] for f in faces]
 
 
 def test_live_boxes_never_name_the_closest_person_of_a_stranger(tmp_path):
@@ -472,15 +502,12 @@ def test_live_boxes_never_name_the_closest_person_of_a_stranger(tmp_path):
     from model.school.checkin import CheckInTracker
     from web_app.live import LiveCheckInProcessor
 
-    class Engine:
-        def identify_faces(self, image, max_side=None):
-            return [stranger(), stranger("closest is Ada Lovelace")]
-
+    engine = SceneEngine(stranger(), stranger("closest is Ada Lovelace", x=200))
     book = AttendanceBook(tmp_path / "a.sqlite3")
     session = book.start_session("Maths", open_it=True)
-    processor = LiveCheckInProcessor(Engine(), book, CheckInTracker(1), only_open_session=True)
+    processor = LiveCheckInProcessor(engine, book, CheckInTracker(1), only_open_session=True)
     processor.start_session(session.id)
-    labels = processor.process(np.zeros((48, 64, 3), np.uint8))
+    labels = processor.process(np.zeros((480, 640, 3), np.uint8))
     assert [label.text for label in labels] == ["unknown: not close enough",
                                                 "unknown: not recognised"]
     assert book.checkins() == []
@@ -492,14 +519,11 @@ def test_live_check_in_stops_when_the_teacher_closes_the_session(tmp_path):
     from model.school.checkin import CheckInTracker
     from web_app.live import LiveCheckInProcessor
 
-    class Engine:
-        def identify_faces(self, image, max_side=None):
-            return [Match(box=(1, 1, 9, 9), name="Ada Lovelace", score=0.9,
-                          candidates=(("Ada Lovelace", 0.9),))]
-
+    engine = SceneEngine(Match(box=(1, 1, 9, 9), name="Ada Lovelace", score=0.9,
+                               candidates=(("Ada Lovelace", 0.9),)))
     book = AttendanceBook(tmp_path / "a.sqlite3")
     session = book.start_session("Maths", open_it=True)
-    processor = LiveCheckInProcessor(Engine(), book, CheckInTracker(1), only_open_session=True)
+    processor = LiveCheckInProcessor(engine, book, CheckInTracker(1), only_open_session=True)
     processor.start_session(session.id)
     book.close_session()
     processor.process(np.zeros((48, 64, 3), np.uint8))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from fractions import Fraction
 
 import numpy as np
 
-from model.records import Match
+from model.records import DetectedFace, Landmarks, Match
 from model.school.attendance import AttendanceBook
 from model.school.checkin import CheckInTracker
-from web_app.live import LiveCheckInProcessor, NewestFrameWorker
+from web_app.live import BOX_MAX_AGE_S, LiveCheckInProcessor, NewestFrameWorker, frame_callback
 
 FRAME = np.zeros((480, 640, 3), dtype=np.uint8)
 
@@ -61,12 +62,40 @@ def test_worker_survives_a_failing_frame():
     assert worker.last_error == "ValueError: bad frame"
 
 
-class FakeEngine:
-    """Recognises one person in every frame (what identify_faces would return)."""
+class FakeDetector:
+    """One face in view (or none, when ``present`` is False), at ``x``."""
 
-    def identify_faces(self, image, max_side=None):
-        return [Match(box=(10, 10, 100, 100), name="Ada Lovelace", score=0.9,
-                      candidates=(("Ada Lovelace", 0.9),))]
+    def __init__(self) -> None:
+        self.present = True
+        self.x = 10
+
+    def _face(self):
+        return face(self.x) if self.present else None
+
+    def detect(self, image, *, max_side=None):
+        return [self._face()] if self.present else []
+
+    def follow(self, image, boxes):
+        return [self._face() for _ in boxes]
+
+
+def face(x: int) -> DetectedFace:
+    marks = Landmarks(left_eye=(x + 30.0, 40.0), right_eye=(x + 70.0, 40.0), nose=(x + 50.0, 60.0),
+                      mouth_left=(x + 35.0, 80.0), mouth_right=(x + 65.0, 80.0))
+    return DetectedFace(box=(x, 10, 100, 100), confidence=0.99, landmarks=marks)
+
+
+class FakeEngine:
+    """Recognises every face as one person; counts the faces it embedded."""
+
+    def __init__(self) -> None:
+        self.detector = FakeDetector()
+        self.embedded = 0
+
+    def identify_crops(self, crops, faces):
+        self.embedded += len(crops)
+        return [Match(box=f.box, name="Ada Lovelace", score=0.9, candidates=(("Ada Lovelace", 0.9),))
+                for f in faces]
 
 
 def test_live_check_in_after_consecutive_frames(tmp_path):
@@ -95,3 +124,53 @@ def test_live_check_in_respects_earlier_check_ins(tmp_path):
     assert processor.results.get_nowait().checked_in == ()
     assert len(book.checkins(session.id)) == 1
 
+
+
+def test_a_face_is_embedded_only_while_it_matters_and_its_box_goes_when_it_leaves(tmp_path):
+    book = AttendanceBook(tmp_path / "a.sqlite3")
+    session = book.start_session("Maths")
+    engine = FakeEngine()
+    processor = LiveCheckInProcessor(engine, book, CheckInTracker(3))
+    processor.start_session(session.id)
+    for _ in range(3):
+        processor.process(FRAME)
+    assert engine.embedded == 3  # each of the streak's frames is a fresh look
+    for _ in range(3):
+        labels = processor.process(FRAME)
+    assert engine.embedded == 3  # checked in and still: nothing to embed
+    assert labels[0].text == "Ada Lovelace - checked in"
+    engine.detector.x = 60  # a step sideways: looked at again
+    labels = processor.process(FRAME)
+    assert engine.embedded == 4 and labels[0].box[0] == 60
+    engine.detector.present = False
+    assert processor.process(FRAME) == ()  # left: no box on the empty view
+
+
+class FakeFrame:
+    """What streamlit-webrtc hands the callback (an av.VideoFrame's two methods we use)."""
+
+    pts, time_base = 0, Fraction(1, 90000)
+
+    def to_ndarray(self, format):
+        return FRAME.copy()
+
+
+def test_boxes_are_drawn_only_on_frames_close_to_the_one_they_came_from(monkeypatch):
+    import web_app.live as live
+
+    label = live.BoxLabel((10, 10, 100, 100), "Ada", (0, 200, 0))
+
+    class Worker:
+        def __init__(self, at):
+            self.at = at
+
+        def submit(self, image, at):
+            return (label,), self.at
+
+    drawn = []
+    monkeypatch.setattr(live, "draw_boxes", lambda image, labels: drawn.append(labels) or image)
+    now = time.monotonic()
+    frame_callback(Worker(now))(FakeFrame())
+    assert drawn == [(label,)]
+    frame_callback(Worker(now - BOX_MAX_AGE_S - 0.5))(FakeFrame())
+    assert drawn == [(label,)]  # half a second old: hidden, not drawn where the face was
