@@ -30,7 +30,7 @@ install-dev: $(VENV)/.installed-dev
 install-train: $(VENV)/.installed-train
 
 run: install
-	$(PY) -m streamlit run web_app/app.py --server.port $(PORT) --server.headless true \
+	$(PY) -m web_app --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
 
 # Headless Chromium for the real-browser test (Debian packages; needs root or sudo).

@@ -40,6 +40,7 @@ from model.school.access import (
 )
 from model.school.attendance import AttendanceBook
 from model.settings import get_settings
+from web_app.loading import start_loading
 
 #: Box colours (RGB): recognised / good face, unknown face, a face with a problem.
 COLOUR_KNOWN = (46, 160, 67)
@@ -60,7 +61,12 @@ UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 #: No ICE servers: the live camera works on localhost and a school LAN without internet.
 RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
 #: The webcam resolution we ask the browser for (the detector works on a smaller copy).
-VIDEO_CONSTRAINTS = {"video": {"width": 640, "height": 480}, "audio": False}
+#: What the pages ask the browser's camera for: 640x480 at 15 frames per second at most.
+#: More pixels or frames cost the browser and the server (WebRTC decodes and re-encodes
+#: every frame) without helping: recognition samples 8-15 frames per second and detects
+#: on a 320-pixel copy.
+VIDEO_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480},
+                               "frameRate": {"ideal": 15, "max": 15}}, "audio": False}
 
 
 # ----- user strings as text --------------------------------------------------------------
@@ -101,20 +107,15 @@ def error_text(error: BaseException) -> str:
 
 # ----- the engine and the book -----------------------------------------------------------
 
-@st.cache_resource(show_spinner="Loading the face detector and the recognition network…")
-def _engine_for(data_dir: str):  # type: ignore[no-untyped-def]
-    # One engine per data folder, shared by every browser session (it is thread-safe).
-    from model.api import FaceAttendance
-
-    settings = get_settings()
-    engine = FaceAttendance.open(settings)
-    engine.warm_up()  # trace the detector and network now, not on the first visitor's photo
-    return engine
-
-
 def get_engine():  # type: ignore[no-untyped-def]
-    """The loaded ``FaceAttendance`` for the current data folder (loaded once per process)."""
-    return _engine_for(str(get_settings().data_dir))
+    """The loaded ``FaceAttendance`` for the current data folder (loaded once per process,
+    shared by every browser session: it is thread-safe). Waits, with a spinner, while it
+    is still loading (``web_app.loading``)."""
+    future = start_loading(str(get_settings().data_dir))
+    if not future.done():
+        with st.spinner("Loading the face detector and the recognition network…"):
+            return future.result()
+    return future.result()
 
 
 @st.cache_resource

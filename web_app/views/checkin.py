@@ -15,6 +15,7 @@ import streamlit as st
 
 from model.errors import FaceAttendanceError
 from model.school.checkin import CheckInTracker
+from model.settings import get_settings
 from web_app.common import (
     RTC_CONFIGURATION,
     UPLOAD_TYPES,
@@ -31,6 +32,7 @@ from web_app.common import (
     unlock_form,
 )
 from web_app.live import LiveCheckInProcessor, live_camera_problem
+from web_app.loading import start_loading
 
 #: A person is checked in live after being recognised in this many consecutive
 #: processed frames (about 0.6 s at 5 frames per second). Higher = fewer mistakes, slower.
@@ -166,7 +168,9 @@ def teacher_unlock() -> None:
 
 
 st.title("Check-in")
-engine = get_engine()
+# The engine may still be loading (the first minute after start): the live camera starts
+# without it, the photo modes wait for it.
+loading = start_loading(str(get_settings().data_dir))
 book = get_book()
 admin = is_admin()
 
@@ -184,7 +188,7 @@ session_id = session.id
 school_class = None if session.class_id is None else book.school_class(session.class_id)
 st.subheader(f"Class session: {plain(session.name)}"
              + (f" ({plain(school_class.name)})" if school_class else ""))
-if admin and not engine.gallery.people():
+if admin and loading.done() and not get_engine().gallery.people():
     st.warning("Nobody is enrolled yet, so every face will be \"unknown\". Enroll people first.")
 
 mode = st.radio("Check in with", MODES, horizontal=True, key="checkin_mode")
@@ -196,11 +200,12 @@ if mode == "Live camera":
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
     kept = st.session_state.get("checkin_processor")
-    processor: LiveCheckInProcessor = (
-        kept if isinstance(kept, LiveCheckInProcessor) and kept.engine is engine
-        else LiveCheckInProcessor(engine, book, CheckInTracker(REQUIRED_FRAMES),
-                                  only_open_session=True))
-    st.session_state["checkin_processor"] = processor
+    # One processor per browser session and engine load (a new data folder, a new one).
+    if not (isinstance(kept, tuple) and kept[0] is loading and kept[1].book is book):
+        kept = (loading, LiveCheckInProcessor(loading, book, CheckInTracker(REQUIRED_FRAMES),
+                                              only_open_session=True))
+        st.session_state["checkin_processor"] = kept
+    processor: LiveCheckInProcessor = kept[1]
     processor.start_session(session_id)
     st.caption(f"Look at the camera: you are checked in after being recognised in "
                f"{REQUIRED_FRAMES} frames in a row.")
@@ -227,7 +232,7 @@ if mode == "Live camera":
                 # Only the person just recognised, at the camera: their own name.
                 st.toast(f"✅ {plain(item.name)} checked in "
                          f"(similarity {100 * max(item.score, 0):.0f}%, "
-                         f"{waited:.1f} s after their face was first recognised)")
+                         f"{waited:.1f} s after their face was first seen)")
         if seconds:
             st.session_state["checkin_speed"] = sum(seconds) / len(seconds)
         if ctx.state.playing and "checkin_speed" in st.session_state:
@@ -237,6 +242,8 @@ if mode == "Live camera":
                        f"{rate:.1f} frames per second)." if rate < 2 else
                        f"Recognition takes {speed:.2f} s per frame (about {rate:.0f} frames "
                        "per second).")
+        if ctx.state.playing and not loading.done():
+            st.caption("Starting the recognizer: names appear on the video in a few seconds.")
         if processor.worker.last_error:
             st.caption(f"Last camera error: {plain(processor.worker.last_error)}")
         progress_line(book, session_id, admin)
@@ -248,7 +255,7 @@ if mode == "Live camera":
 elif mode == "Snapshot":
     shot = st.camera_input("Take a photo", key="checkin_camera")
     if shot is not None:
-        check_in_photo(engine, book, session_id, shot, "snapshot")
+        check_in_photo(get_engine(), book, session_id, shot, "snapshot")
     progress_line(book, session_id, admin)
     if admin:
         checked_in_table(book, session_id)
@@ -257,7 +264,7 @@ else:
     upload = st.file_uploader("A photo (a group photo checks in everyone recognised)",
                               type=UPLOAD_TYPES, key="checkin_upload")
     if upload is not None:
-        check_in_photo(engine, book, session_id, upload, "upload")
+        check_in_photo(get_engine(), book, session_id, upload, "upload")
     progress_line(book, session_id, admin)
     if admin:
         checked_in_table(book, session_id)

@@ -1,0 +1,34 @@
+"""``python -m web_app [streamlit options]``: start loading the engine, then the app.
+
+What ``make run`` starts. The engine (TensorFlow, MTCNN, the network; 7-10 s on two
+cores) loads in a background thread while the web server starts, so the first page is
+usable about as soon as the server answers. Same as ``streamlit run web_app/app.py``
+otherwise, with the options after ``python -m web_app`` passed on to it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent / "app.py"
+REPO_ROOT = APP.parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def main() -> None:
+    # streamlit-webrtc (aiortc) before TensorFlow, always: see web_app/live.py.
+    import web_app.live  # noqa: F401
+    from model.settings import get_settings
+    from web_app.loading import start_loading
+
+    start_loading(str(get_settings().data_dir))
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
