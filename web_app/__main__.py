@@ -8,6 +8,7 @@ otherwise, with the options after ``python -m web_app`` passed on to it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -18,8 +19,10 @@ if str(REPO_ROOT) not in sys.path:
 
 
 def main() -> None:
-    # streamlit-webrtc (aiortc) before TensorFlow, always: see web_app/live.py.
-    import web_app.live  # noqa: F401
+    # aiortc before TensorFlow, always (see web_app/live.py); streamlit-webrtc itself only
+    # once the server runs (app.py imports it), or its component is "not found".
+    with contextlib.suppress(ImportError):
+        import aiortc  # noqa: F401
     from model.settings import get_settings
     from web_app.loading import start_loading
 

@@ -27,9 +27,11 @@ import numpy as np
 # Imported here, before anything loads TensorFlow: importing aiortc (under
 # streamlit-webrtc) *after* TensorFlow crashes the process with a segmentation
 # fault in pylibsrtp (two OpenSSL builds). ``app.py`` imports this module first;
-# in a process where TensorFlow is already loaded we do not try (see
+# ``python -m web_app`` imports aiortc itself before its background load of TensorFlow
+# (streamlit-webrtc must wait for the Streamlit server: a component declared before
+# the server starts is "not found"). Where TensorFlow came first we do not try (see
 # ``live_camera_problem``).
-if "tensorflow" not in sys.modules:
+if "tensorflow" not in sys.modules or "aiortc" in sys.modules:
     # Without the package the live modes say they are unavailable.
     with contextlib.suppress(ImportError):
         import streamlit_webrtc  # noqa: F401
@@ -90,7 +92,7 @@ def live_camera_problem() -> str | None:
     """Why the live camera cannot run in this process, or None when it can."""
     if "streamlit_webrtc" in sys.modules:
         return None
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules and "aiortc" not in sys.modules:
         return ("The live camera is unavailable: start the app with `streamlit run "
                 "web_app/app.py` (streamlit-webrtc must load before TensorFlow).")
     try:
