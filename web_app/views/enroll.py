@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from model.errors import DifferentPersonError, FaceAttendanceError
 from model.naming import display_name, normalize_name, normalize_student_id
+from model.school.capture import SAME_AS_SAVED, ViewSelector, frames_on_schedule
 from web_app.common import (
     RTC_CONFIGURATION,
     UPLOAD_TYPES,
@@ -22,9 +21,12 @@ from web_app.common import (
 )
 from web_app.live import LiveEnrollProcessor, live_camera_problem
 
-#: Live capture: how many frames to grab by default, the most allowed, and the pause
-#: between them (the person turns their head a little meanwhile).
+#: Live capture: how many frames to grab by default, the most allowed, and the time
+#: between them (the person turns their head a little meanwhile), kept from the click on
+#: (see ``frames_on_schedule``).
 DEFAULT_CAPTURE_FRAMES = 8
+#: How a frame skipped for repeating a saved photo is listed (sentence case).
+SAME_AS_SAVED_SENTENCE = SAME_AS_SAVED[:1].upper() + SAME_AS_SAVED[1:]
 MAX_CAPTURE_FRAMES = 20
 CAPTURE_INTERVAL_S = 0.5
 #: Give up on a capture if the camera delivers no assessed frame for this long.
@@ -74,7 +76,20 @@ def different_person(error: DifferentPersonError) -> None:
                "enroll a second person with this name.")
 
 
-def save_crops(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def]
+def saved_embeddings(engine, name: str | None):  # type: ignore[no-untyped-def]
+    """Embeddings of the photos already saved of this person (None for a new person): a
+    live capture skips the views they already show."""
+    shown = display_name(name, student_id) if name is not None else None
+    person = engine.gallery.find_person(shown) if shown is not None else None
+    if person is None:
+        return None
+    gallery = engine.gallery.embeddings(engine.recognizer)
+    return gallery.matrix[[i for i, owner in enumerate(gallery.names) if owner == person]]
+
+
+def save_crops(engine, name: str, crops,  # type: ignore[no-untyped-def]
+               frames: int | None = None) -> None:
+    """Store the crops and say so; ``frames``: how many live frames they were kept from."""
     try:
         report = engine.enroll_crops(name, crops, student_id=student_id,
                                      add_to_existing=add_anyway)
@@ -82,9 +97,14 @@ def save_crops(engine, name: str, crops) -> None:  # type: ignore[no-untyped-def
         different_person(error)
         return
     warn_look_alikes(report.similar_to)
-    # Identical crops (a camera that did not move) are stored once.
+    # Identical crops are stored once (files are named by their content).
     saved = len(set(report.saved))
-    st.success(f"Saved {saved} face photo{'s' if saved != 1 else ''} of {plain(report.name)}.")
+    if frames is None:
+        st.success(f"Saved {saved} face photo{'s' if saved != 1 else ''} of "
+                   f"{plain(report.name)}.")
+    else:
+        st.success(f"Kept {len(crops)} of {frames} frames: saved {saved} to the face photos "
+                   f"of {plain(report.name)}.")
     join_classes(engine, report.name)
 
 
@@ -180,35 +200,38 @@ elif mode == "Live camera":
     frames = st.slider("Frames to capture", 1, MAX_CAPTURE_FRAMES, DEFAULT_CAPTURE_FRAMES,
                        key="enroll_frames")
     st.caption(f"One frame every {CAPTURE_INTERVAL_S} s: ask the person to turn their head a "
-               "little while the frames are taken.")
+               "little while the frames are taken. A frame that shows the same view as a photo "
+               "already kept or saved is skipped.")
     playing = bool(ctx.state.playing)
     if st.button(f"Capture {frames} frames", disabled=not (ready and playing), type="primary"):
         crops, problems = [], []
+        views = ViewSelector(saved_embeddings(engine, name))
         progress = st.progress(0.0, text="Capturing…")
-        last = time.monotonic()
-        for index in range(frames):
-            time.sleep(CAPTURE_INTERVAL_S)
-            deadline = time.monotonic() + CAPTURE_TIMEOUT_S
-            frame = processor.latest(newer_than=last)
-            while frame is None and time.monotonic() < deadline:
-                time.sleep(CAPTURE_INTERVAL_S / 5)
-                frame = processor.latest(newer_than=last)
-            if frame is None:
-                problems.append("The camera stopped sending pictures.")
-                break
-            last = frame.at
+        taken = 0
+        for frame in frames_on_schedule(processor.latest, frames, CAPTURE_INTERVAL_S,
+                                        timeout=CAPTURE_TIMEOUT_S):
+            taken += 1
             good, sentence = feedback(frame.assessments)
             if good:
-                crops.append(frame.assessments[0].crop)
+                only = frame.assessments[0]
+                embedding = engine.recognizer.embed([only.crop])[0]
+                if (repeat := views.offer(embedding, only.face.landmarks)) is None:
+                    crops.append(only.crop)
+                else:
+                    problems.append(repeat[:1].upper() + repeat[1:])
             else:
                 problems.append(sentence)
-            progress.progress((index + 1) / frames, text=f"Frame {index + 1} of {frames}")
+            progress.progress(taken / frames, text=f"Frame {taken} of {frames}")
+        problems += ["The camera stopped sending pictures."] * (frames - taken)
         if crops and name is not None:
-            save_crops(engine, name, crops)
+            save_crops(engine, name, crops, frames=frames)
         for problem in sorted(set(problems)):
             st.warning(f"{problems.count(problem)} frame(s) skipped: {plain(problem)}")
-        if not crops:
-            st.error("No usable face was captured.")
+        if not crops and problems and all(p == SAME_AS_SAVED_SENTENCE for p in problems):
+            st.info(f"Kept 0 of {frames} frames: each one repeats a photo already saved. "
+                    "Turn your head a little, or change the light, and capture again.")
+        elif not crops:
+            st.error(f"Kept 0 of {frames} frames: no usable face was captured.")
 
 else:
     uploads = st.file_uploader("Photos of this person (one face each)", type=UPLOAD_TYPES,
