@@ -35,12 +35,13 @@ MIN_POSE_CHANGE = 0.10
 #: and near-duplicates with them; lower it to keep fewer.
 MAX_SAME_COSINE = 0.88
 
-# How both were chosen (issue 10): measured on the shipped base model (student
-# a972519f5e88) with the live page's detection size (320 px). Near-identical = one photo
-# against copies shifted 1-3 px, rescaled 0.97-1.03, with noise (sigma 2-4) and JPEG
-# quality 70-90, three copies each, all pairs of the four (2081 pairs: the astronaut and
-# 4 photos each of 100 LFW peopleDevTest people, one face per photo). Different views =
-# two different LFW photos of the same person (465 pairs).
+# How both were chosen (issue 10; ``python benchmarks/calibrate_capture.py 100`` prints
+# these figures): measured on the shipped base model (student a972519f5e88) with the live
+# page's detection size (320 px). Near-identical = one photo against copies shifted 1-3 px,
+# rescaled 0.97-1.03, with noise (sigma 2-4) and JPEG quality 70-90, three copies each, all
+# pairs of the four (2081 pairs: the astronaut and 4 photos each of 100 LFW peopleDevTest
+# people, one face per photo). Different views = two different LFW photos of the same
+# person (465 pairs).
 #   near-identical:   pose change p50 0.024, p95 0.064, p99 0.101; cosine p1 0.899, p5 0.942
 #   different photos: pose change p5 0.037, p50 0.162;  cosine p50 0.642, p95 0.842, p99 0.905
 # ``tests/model/test_capture.py`` re-measures a sample of both (slow, needs LFW).
