@@ -21,7 +21,9 @@ if str(REPO_ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 import web_app.live  # noqa: E402,F401  (imports streamlit_webrtc first, see there)
-from web_app.common import lock_button  # noqa: E402
+from web_app.common import keep_keras_state, lock_button  # noqa: E402
+
+keep_keras_state()
 
 PAGES_DIR = Path(__file__).resolve().parent / "views"
 

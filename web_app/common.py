@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,6 +107,25 @@ def error_text(error: BaseException) -> str:
 
 
 # ----- the engine and the book -----------------------------------------------------------
+
+def keep_keras_state() -> None:
+    """Stop Streamlit from calling ``keras.backend.clear_session()`` after every script run.
+
+    Streamlit does that to tidy up after scripts that build models. This app loads its
+    networks once per process and the live camera runs them in a worker thread while the
+    page reruns every second: each clear threw away TensorFlow's kernel cache (and ran a
+    full garbage collection), so the detector and the network rebuilt their kernels every
+    second, and live check-in ran at 1-2 frames per second in the browser. Matplotlib
+    figures are still closed as Streamlit does.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    def close_figures() -> None:
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+
+    script_runner._clean_problem_modules = close_figures
+
 
 def get_engine():  # type: ignore[no-untyped-def]
     """The loaded ``FaceAttendance`` for the current data folder (loaded once per process,

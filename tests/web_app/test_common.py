@@ -39,3 +39,23 @@ def test_a_label_near_the_right_edge_stays_inside_the_picture():
     # The label band starts left of the box (it was drawn from x=170 and ran off the edge).
     assert columns.size and columns[0] < 170
     assert columns[-1] - columns[0] > 60  # the whole text fits, not a clipped 30-px stub
+
+
+def test_script_runs_leave_the_keras_session_alone(monkeypatch):
+    """Streamlit clears Keras' session after every script run, which threw away
+    TensorFlow's kernel cache every second while the live camera ran (issue 10)."""
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from web_app.common import keep_keras_state
+
+    # A Streamlit upgrade that renames the hook must fail here, not slow the camera down.
+    assert "_clean_problem_modules" in script_runner.ScriptRunner._run_script.__code__.co_names
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1))
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
+    script_runner._clean_problem_modules()
+    assert cleared == [1]  # what Streamlit does on its own
+    keep_keras_state()
+    script_runner._clean_problem_modules()
+    assert cleared == [1]
