@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-peer bench-reliability bench-images browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-peer bench-reliability bench-images browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -56,6 +56,11 @@ test: lint typecheck pytest
 bench: install-dev
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_live.py
+
+# The live Check-in page in a real browser (headless Chromium, fake camera, the shipped
+# network): processed frames/s, result age, face -> check-in, page ready, CPU per component.
+bench-browser: install-dev browser
+	$(PY) benchmarks/bench_browser.py
 
 # Recognition figures: ours, the peer (face_recognition's dlib models) and Koch, clean and
 # under the shifted classroom camera (caches the peer's embeddings on the first run).
