@@ -23,6 +23,9 @@ def main() -> None:
     # once the server runs (app.py imports it), or its component is "not found".
     with contextlib.suppress(ImportError):
         import aiortc  # noqa: F401
+    # What every page imports (pandas, the register, the helpers: about 0.5 s), before
+    # the server answers, so the first page view does not pay for it.
+    import web_app.common  # noqa: F401
     from model.settings import get_settings
     from web_app.loading import start_loading
 
