@@ -10,8 +10,10 @@ which frames it keeps and what it says (its schedule is tested in
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import types
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -84,13 +86,18 @@ class FakeLiveProcessor:
 
 @pytest.fixture()
 def fake_camera(data_dir, monkeypatch):
-    """The live camera "plays": no WebRTC, the fake processor instead."""
-    import streamlit_webrtc
+    """The live camera "plays": no WebRTC, the fake processor instead.
 
+    The page imports ``streamlit_webrtc``; a stand-in module takes its place, because
+    importing the real one (aiortc) after TensorFlow, as earlier tests leave this process,
+    crashes it (see web_app/live.py)."""
+    webrtc = types.ModuleType("streamlit_webrtc")
+    webrtc.WebRtcMode = SimpleNamespace(SENDRECV="sendrecv")  # type: ignore[attr-defined]
+    webrtc.webrtc_streamer = (  # type: ignore[attr-defined]
+        lambda **kwargs: SimpleNamespace(state=SimpleNamespace(playing=True)))
+    monkeypatch.setitem(sys.modules, "streamlit_webrtc", webrtc)
     monkeypatch.setattr("web_app.live.live_camera_problem", lambda: None)
     monkeypatch.setattr("web_app.live.LiveEnrollProcessor", FakeLiveProcessor)
-    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer",
-                        lambda **kwargs: SimpleNamespace(state=SimpleNamespace(playing=True)))
     FakeLiveProcessor.made = []
     return FakeLiveProcessor
 
