@@ -268,15 +268,15 @@ class LiveCheckInProcessor:
         return self._faces
 
     def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
-        self.faces  # noqa: B018 (the first frame waits here for an engine still loading)
+        faces = self.faces  # the first frame waits here for an engine still loading
         started = time.monotonic()
         if started - self._last_frame > WORKER_IDLE_S:
-            self.faces.clear()  # a new stream: the faces of the old one are gone
+            faces.clear()  # a new stream: the faces of the old one are gone
         self._last_frame = started
-        kind = self.faces.update(image, started)
+        kind = faces.update(image, started)
         detected = time.monotonic()
         done = self.tracker.checked_in()
-        fresh_tracks = [t for t in self.faces.tracks if self.faces.needs_embedding(t, started)
+        fresh_tracks = [t for t in faces.tracks if faces.needs_embedding(t, started)
                         or (t.match is not None and t.match.name is not None
                             and t.match.name not in done)]
         if fresh_tracks:
@@ -287,7 +287,7 @@ class LiveCheckInProcessor:
                 FaceTracker.embedded(track, started, match)
         embedded = time.monotonic()
         fresh_ids = {t.id for t in fresh_tracks}
-        carried = [t.match.name for t in self.faces.tracks
+        carried = [t.match.name for t in faces.tracks
                    if t.id not in fresh_ids and t.match is not None and t.match.name is not None]
         checked = self.tracker.observe([(t.match.name, t.match.score) for t in fresh_tracks],
                                        carried=carried)
@@ -295,7 +295,7 @@ class LiveCheckInProcessor:
         streaks = self.tracker.streaks()
         done = self.tracker.checked_in()
         labels = []
-        for track in self.faces.tracks:
+        for track in faces.tracks:
             match = track.match
             label = match_label(match)
             if match.name in done:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from synthetic_faces import synthetic_face
+
 from model.core.tracking import REFRESH_S, SCAN_EVERY_S, FaceTracker
-from model.records import DetectedFace, Landmarks
+from model.records import DetectedFace
 
 
 def face(x: int, y: int = 50, size: int = 100) -> DetectedFace:
-    s = float(size)
-    marks = Landmarks(left_eye=(x + 0.3 * s, y + 0.4 * s), right_eye=(x + 0.7 * s, y + 0.4 * s),
-                      nose=(x + 0.5 * s, y + 0.6 * s), mouth_left=(x + 0.35 * s, y + 0.8 * s),
-                      mouth_right=(x + 0.65 * s, y + 0.8 * s))
-    return DetectedFace(box=(x, y, size, size), confidence=0.99, landmarks=marks)
+    return synthetic_face(x, y, size)
 
 
 class FakeDetector:

@@ -471,17 +471,10 @@ class SceneEngine:
     identified as its match."""
 
     def __init__(self, *matches: Match) -> None:
-        from model.records import DetectedFace, Landmarks
-
-        def face(box):
-            x, y, w, h = (float(v) for v in box)
-            marks = Landmarks(left_eye=(x + 0.3 * w, y + 0.4 * h), right_eye=(x + 0.7 * w, y + 0.4 * h),
-                              nose=(x + 0.5 * w, y + 0.6 * h), mouth_left=(x + 0.35 * w, y + 0.8 * h),
-                              mouth_right=(x + 0.65 * w, y + 0.8 * h))
-            return DetectedFace(box=box, confidence=0.99, landmarks=marks)
+        from synthetic_faces import synthetic_face
 
         self.matches = {m.box: m for m in matches}
-        faces = [face(m.box) for m in matches]
+        faces = [synthetic_face(*m.box) for m in matches]
 
         class Detector:
             def detect(self, image, *, max_side=None):

@@ -7,8 +7,9 @@ import time
 from fractions import Fraction
 
 import numpy as np
+from synthetic_faces import synthetic_face
 
-from model.records import DetectedFace, Landmarks, Match
+from model.records import DetectedFace, Match
 from model.school.attendance import AttendanceBook
 from model.school.checkin import CheckInTracker
 from web_app.live import BOX_MAX_AGE_S, LiveCheckInProcessor, NewestFrameWorker, frame_callback
@@ -80,9 +81,7 @@ class FakeDetector:
 
 
 def face(x: int) -> DetectedFace:
-    marks = Landmarks(left_eye=(x + 30.0, 40.0), right_eye=(x + 70.0, 40.0), nose=(x + 50.0, 60.0),
-                      mouth_left=(x + 35.0, 80.0), mouth_right=(x + 65.0, 80.0))
-    return DetectedFace(box=(x, 10, 100, 100), confidence=0.99, landmarks=marks)
+    return synthetic_face(x, 10)
 
 
 class FakeEngine:
