@@ -17,6 +17,7 @@ Skips without Chromium or Playwright, unless ``FACEATT_REQUIRE_BROWSER=1`` (CI).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -94,6 +95,13 @@ def start_stream(video, ready, check: str, tries: int = 3) -> None:  # type: ign
                 raise
             video.get_by_role("button", name="STOP").click()
 
+def settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the app's script has finished its run (what Streamlit's own browser tests
+    do before the next action): a click sent while a run is still drawing the page can be
+    lost on a busy machine."""
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
+
+
 def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
     """Pick ``option`` in the Streamlit selectbox called ``label``."""
     page.get_by_role("combobox", name=label).click()
@@ -106,15 +114,19 @@ def make_class(page, name: str, roster: str) -> None:  # type: ignore[no-untyped
 
     expander = page.get_by_text("Make a new class")
     expect(expander).to_be_visible()
-    page.wait_for_timeout(1000)  # the page settles (the expander is open without a class)
+    settle(page)
+    page.wait_for_timeout(500)  # the expander finishes opening or closing
     if not page.get_by_label("Class name").is_visible():
         expander.click()
     page.get_by_label("Class name").fill(name)
+    settle(page)
     page.get_by_role("button", name="Make class").click()
     expect(page.get_by_text(f"Made the class {name}.")).to_be_visible()
     expect(page.get_by_role("combobox", name="Class", exact=True)).to_have_value(name)
+    settle(page)
     page.locator("input[type='file']").first.set_input_files(
         files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": roster.encode()}])
+    settle(page)
     page.get_by_role("button", name="Read the roster").click()
     expect(page.get_by_text(f"to {name}.")).to_be_visible()
 
@@ -274,16 +286,13 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             page.goto(f"{url}/checkin")
             choose(page, "Class", "Maths 7B")
             page.get_by_label("Session name (optional)").fill("Monday")
+            settle(page)
             page.get_by_role("button", name="Start session").click()
             expect(page.get_by_role("combobox", name="Class session")).to_be_visible()
             expect(page.get_by_text("Class session: Monday (Maths 7B)")).to_be_visible()
             expect(page.get_by_text("Checked in (0)")).to_be_visible()
             webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
-            try:
-                start_stream(webrtc, page.get_by_text("Checked in (1)"), "to_be_visible")
-            except AssertionError:  # keep what the page showed, for whoever reads the CI output
-                page.screenshot(path=str(out_dir / "2-checkin-live-FAILED.png"), full_page=True)
-                raise
+            start_stream(webrtc, page.get_by_text("Checked in (1)"), "to_be_visible")
             page.wait_for_timeout(1500)  # let the video show the label
             page.screenshot(path=str(out_dir / "2-checkin-live.png"), full_page=True)
             webrtc.get_by_role("button", name="STOP").click()
@@ -302,6 +311,14 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             expect(table).to_be_visible()
             page.wait_for_timeout(1000)
             page.screenshot(path=str(out_dir / "3-attendance.png"), full_page=True)
+        except Exception:
+            # For whoever reads the CI output: the page as it was, and what the server said.
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(out_dir / "FAILED.png"), full_page=True)
+            log = tmp_path / "server.log"
+            print("server.log (end):\n" + (log.read_text(errors="replace")[-4000:]
+                                           if log.exists() else "(none)"))
+            raise
         finally:
             browser.close()
     from model.school.attendance import AttendanceBook
