@@ -1,9 +1,11 @@
 """``python -m web_app [streamlit options]``: start loading the engine, then the app.
 
 What ``make run`` starts. The engine (TensorFlow, MTCNN, the network; 7-10 s on two
-cores) loads in a background thread while the web server starts, so the first page is
-usable about as soon as the server answers. Same as ``streamlit run web_app/app.py``
-otherwise, with the options after ``python -m web_app`` passed on to it.
+cores) loads in a background thread, held until the first page has been drawn (or
+``FIRST_PAGE_HOLD_S``) so that the two do not slow each other down: the page is usable
+about 3 s after the server answers, the recognizer about 7 s later (``web_app.loading``).
+Same as ``streamlit run web_app/app.py`` otherwise, with the options after
+``python -m web_app`` passed on to it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+
+#: The longest the engine's load waits for the first page view (``web_app.loading``).
+FIRST_PAGE_HOLD_S = 5.0
 
 APP = Path(__file__).resolve().parent / "app.py"
 REPO_ROOT = APP.parent.parent
@@ -29,7 +34,7 @@ def main() -> None:
     from model.settings import get_settings
     from web_app.loading import start_loading
 
-    start_loading(str(get_settings().data_dir))
+    start_loading(str(get_settings().data_dir), hold_s=FIRST_PAGE_HOLD_S)
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]

@@ -22,6 +22,7 @@ import streamlit as st  # noqa: E402
 
 import web_app.live  # noqa: E402,F401  (imports streamlit_webrtc first, see there)
 from web_app.common import keep_keras_state, lock_button  # noqa: E402
+from web_app.loading import page_drawn  # noqa: E402
 
 keep_keras_state()
 
@@ -47,4 +48,7 @@ pages = {
 
 page = st.navigation(pages)
 lock_button()
-page.run()
+try:
+    page.run()
+finally:  # also after st.stop() or st.rerun(): the page is drawn either way
+    page_drawn()

@@ -41,7 +41,7 @@ from model.school.access import (
 )
 from model.school.attendance import AttendanceBook
 from model.settings import get_settings
-from web_app.loading import start_loading
+from web_app.loading import needed, start_loading
 
 #: Box colours (RGB): recognised / good face, unknown face, a face with a problem.
 COLOUR_KNOWN = (46, 160, 67)
@@ -124,6 +124,9 @@ def keep_keras_state() -> None:
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
 
+    current = script_runner._clean_problem_modules
+    # Streamlit's own, kept for tests (the app's pages call this on every run).
+    close_figures.streamlit_original = getattr(current, "streamlit_original", current)  # type: ignore[attr-defined]
     script_runner._clean_problem_modules = close_figures
 
 
@@ -133,6 +136,7 @@ def get_engine():  # type: ignore[no-untyped-def]
     is still loading (``web_app.loading``)."""
     future = start_loading(str(get_settings().data_dir))
     if not future.done():
+        needed()  # a load held for the first page starts now
         with st.spinner("Loading the face detector and the recognition network…"):
             return future.result()
     return future.result()

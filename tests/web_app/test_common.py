@@ -53,7 +53,10 @@ def test_script_runs_leave_the_keras_session_alone(monkeypatch):
     assert "_clean_problem_modules" in script_runner.ScriptRunner._run_script.__code__.co_names
     cleared = []
     monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1))
-    monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
+    # Streamlit's own hook, even when an earlier test ran the app (which replaced it).
+    current = script_runner._clean_problem_modules
+    monkeypatch.setattr(script_runner, "_clean_problem_modules",
+                        getattr(current, "streamlit_original", current))
     script_runner._clean_problem_modules()
     assert cleared == [1]  # what Streamlit does on its own
     keep_keras_state()

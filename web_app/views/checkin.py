@@ -32,7 +32,7 @@ from web_app.common import (
     unlock_form,
 )
 from web_app.live import LiveCheckInProcessor, live_camera_problem
-from web_app.loading import start_loading
+from web_app.loading import needed, start_loading
 
 #: A person is checked in live after being recognised in this many consecutive
 #: processed frames (about 0.6 s at 5 frames per second). Higher = fewer mistakes, slower.
@@ -247,6 +247,7 @@ if mode == "Live camera":
                        f"Recognising about {rate:.0f} frames per second "
                        f"({1000 * work:.0f} ms of work per frame).")
         if ctx.state.playing and not loading.done():
+            needed()  # the camera is on: a load still held for the first page starts now
             st.caption("Starting the recognizer: names appear on the video in a few seconds.")
         if processor.worker.last_error:
             st.caption(f"Last camera error: {plain(processor.worker.last_error)}")
