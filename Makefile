@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-peer bench-reliability bench-images browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-peer bench-reliability bench-images browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -61,6 +61,11 @@ bench: install-dev
 # network): processed frames/s, result age, face -> check-in, page ready, CPU per component.
 bench-browser: install-dev browser
 	$(PY) benchmarks/bench_browser.py
+
+# Recognition on the live page's followed faces (O-Net landmarks) beside the full cascade's,
+# enrolled people and strangers, clean and under the shifted camera (needs LFW; ~6 min).
+bench-follow: install-dev
+	$(PY) benchmarks/bench_follow.py
 
 # Recognition figures: ours, the peer (face_recognition's dlib models) and Koch, clean and
 # under the shifted classroom camera (caches the peer's embeddings on the first run).
