@@ -22,7 +22,7 @@ import math
 import re
 import secrets
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -282,8 +282,11 @@ class BoxLabel:
 
 
 def draw_boxes(image: np.ndarray, labels: Iterable[BoxLabel]) -> np.ndarray:
-    """A copy of ``image`` (RGB uint8) with each box outlined and captioned above it.
+    """A copy of ``image`` (RGB uint8) with each box outlined and captioned next to it.
 
+    A caption goes just above its box, or just below it, or further up or down when that
+    spot would cover another caption or another face: with several people side by side,
+    each name stays readable and next to its own face. Captions stay inside the picture.
     Pillow draws the text, so accented names ("Zoë") show correctly.
     """
     labels = list(labels)
@@ -294,24 +297,71 @@ def draw_boxes(image: np.ndarray, labels: Iterable[BoxLabel]) -> np.ndarray:
     side = max(picture.size)
     width = max(2, round(side * LINE_FRACTION))
     font = _font(max(12, round(side * FONT_FRACTION)))
-    for label in labels:
-        x, y, w, h = (int(v) for v in label.box)
+    boxes = [tuple(int(v) for v in label.box) for label in labels]
+    # Per label: (text, the text's left/top offset, the band's size), or None.
+    captions: list[tuple[str, tuple[float, float], tuple[int, int]] | None] = []
+    for (x, y, w, h), label in zip(boxes, labels, strict=True):
         draw.rectangle((x, y, x + w, y + h), outline=label.colour, width=width)
-        if label.text:
-            text = label.text
+        text = label.text
+        if not text:
+            captions.append(None)
+            continue
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        # A label wider than the picture is shortened with an ellipsis.
+        while right - left + 2 * width > picture.width and len(text) > 1:
+            text = text[:-2] + "…"
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-            # A label wider than the picture is shortened with an ellipsis.
-            while right - left + 2 * width > picture.width and len(text) > 1:
-                text = text[:-2] + "…"
-                left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-            tw, th = right - left, bottom - top
-            ty = max(0, y - th - 3 * width)
-            # Kept inside the picture: a face near the right edge gets its label shifted left.
-            tx = max(0, min(x, picture.width - 1 - tw - 2 * width))
-            draw.rectangle((tx, ty, tx + tw + 2 * width, ty + th + 2 * width), fill=label.colour)
-            draw.text((tx + width - left, ty + width - top), text, fill=(255, 255, 255),
-                      font=font)
+        captions.append((text, (left, top),
+                         (int(right - left) + 2 * width, int(bottom - top) + 2 * width)))
+    spots = caption_layout(boxes, [c[2] if c else None for c in captions], picture.size, width)
+    for label, caption, spot in zip(labels, captions, spots, strict=True):
+        if caption is None or spot is None:
+            continue
+        text, (left, top), (band_w, band_h) = caption
+        tx, ty = spot
+        draw.rectangle((tx, ty, tx + band_w, ty + band_h), fill=label.colour)
+        draw.text((tx + width - left, ty + width - top), text, fill=(255, 255, 255), font=font)
     return np.asarray(picture)
+
+
+def caption_layout(boxes: Sequence[tuple[int, ...]], bands: Sequence[tuple[int, int] | None],
+                   size: tuple[int, int], gap: int) -> list[tuple[int, int] | None]:
+    """Top-left corners of the caption bands (``bands``: width, height; None = no caption)
+    of the faces ``boxes`` (x, y, w, h) in a picture of ``size`` (w, h).
+
+    Faces are taken left to right. Each band goes in the first spot inside the picture
+    (just above its box, just below, then a step further each way) that covers no band
+    already placed; among those, one that covers no other face when there is one. A face
+    near the right edge gets its band shifted left.
+    """
+    pic_w, pic_h = size
+    spots: list[tuple[int, int] | None] = [None] * len(boxes)
+    placed: list[tuple[int, int, int, int]] = []
+    for index in sorted(range(len(boxes)), key=lambda i: (boxes[i][0], boxes[i][1])):
+        band = bands[index]
+        if band is None:
+            continue
+        x, y, w, h = boxes[index]
+        band_w, band_h = band
+        tx = max(0, min(x, pic_w - 1 - band_w))
+        tries = []
+        for step in range(4):
+            tries.append(y - band_h - gap - step * (band_h + gap))  # above
+            tries.append(y + h + gap + step * (band_h + gap))  # below
+        tries = [max(0, min(ty, pic_h - 1 - band_h)) for ty in tries]
+        faces = [(fx, fy, fx + fw, fy + fh) for i, (fx, fy, fw, fh) in enumerate(boxes)
+                 if i != index]
+
+        def covers(ty: int, rects: Sequence[tuple[int, int, int, int]], tx: int = tx,
+                   band_w: int = band_w, band_h: int = band_h) -> bool:
+            return any(tx < r[2] and r[0] < tx + band_w and ty < r[3] and r[1] < ty + band_h
+                       for r in rects)
+
+        free = [ty for ty in tries if not covers(ty, placed)]
+        ty = next((t for t in free if not covers(t, faces)), free[0] if free else tries[0])
+        spots[index] = (tx, ty)
+        placed.append((tx, ty, tx + band_w, ty + band_h))
+    return spots
 
 
 @lru_cache(maxsize=8)

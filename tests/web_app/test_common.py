@@ -62,3 +62,49 @@ def test_script_runs_leave_the_keras_session_alone(monkeypatch):
     keep_keras_state()
     script_runner._clean_problem_modules()
     assert cleared == [1]
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_captions_of_faces_side_by_side_never_cover_each_other():
+    """Three people in a row with long names (the live page with a group): every caption
+    stays inside the picture, next to its own face, and no two cover each other."""
+    from web_app.common import caption_layout
+
+    size, gap, band = (640, 480), 3, (300, 30)
+    boxes = [(60, 190, 95, 120), (272, 190, 95, 120), (484, 190, 95, 120)]
+    spots = caption_layout(boxes, [band] * 3, size, gap)
+    rects = [(x, y, x + band[0], y + band[1]) for x, y in spots]
+    for i, rect in enumerate(rects):
+        assert rect[0] >= 0 and rect[2] < size[0] and rect[1] >= 0 and rect[3] < size[1]
+        assert not any(_overlap(rect, other) for other in rects[i + 1:])
+        x, y, w, h = boxes[i]
+        # Over or under its own face, at most one caption's height further than the nearest
+        # spot: a teacher can tell whose name it is.
+        assert rect[0] < x + w and x < rect[2]
+        step = band[1] + gap
+        assert y - gap - 2 * step <= rect[1] < y - gap or y + h + gap <= rect[1] <= y + h + gap + step
+    # The first caption keeps the usual place, above its face.
+    assert spots[0] == (60, 190 - band[1] - gap)
+
+
+def test_a_caption_steps_aside_from_another_face():
+    """A small face just above a bigger one (a child in front of the teacher): the lower
+    face's caption goes below it rather than over the face above."""
+    from web_app.common import caption_layout
+
+    boxes = [(100, 40, 80, 100), (100, 150, 80, 100)]
+    spots = caption_layout(boxes, [(120, 24), (120, 24)], (400, 400), 3)
+    above_face = (100, 40, 180, 140)
+    lower = (spots[1][0], spots[1][1], spots[1][0] + 120, spots[1][1] + 24)
+    assert not _overlap(lower, above_face)
+    assert lower[1] == 150 + 100 + 3  # just below its own face
+
+
+def test_faces_without_captions_get_no_spot():
+    from web_app.common import caption_layout
+
+    assert caption_layout([(0, 0, 10, 10), (50, 50, 10, 10)], [None, (20, 8)], (100, 100), 2) \
+        == [None, (50, 40)]
