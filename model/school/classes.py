@@ -10,7 +10,8 @@ what they mean, with no storage of its own:
 * someone recognised who is not on the roster is a **visitor**: listed apart, never
   counted;
 * a person who joined a class after the day of a session is not expected at it (unless
-  they checked in to it), so a late joiner is not marked absent for the weeks before.
+  they checked in to it, or joined while it was under way), so a late joiner is not marked
+  absent for the weeks before.
 """
 
 from __future__ import annotations
@@ -92,7 +93,15 @@ def status_of(checked_at: datetime, started_at: datetime, late_after: timedelta,
     return LATE if checked_at - started_at > late_after else PRESENT
 
 
+#: How long after its start a session is taken to be still under way: someone added to the
+#: roster by then is expected at it, even on the next calendar day (a session started at
+#: 23:50 and a roster read at 00:10). Longer than any lesson, shorter than a night.
+UNDER_WAY = timedelta(hours=4)
+
+
 def counts_for(added_at: datetime, session_started: datetime, *, checked_in: bool) -> bool:
     """Whether a roster member is expected at a session: they joined the class on or
-    before the session's day, or they checked in to it anyway."""
-    return checked_in or added_at.date() <= session_started.date()
+    before the session's day or while it was under way (``UNDER_WAY``), or they checked in
+    to it anyway."""
+    return (checked_in or added_at.date() <= session_started.date()
+            or added_at - session_started <= UNDER_WAY)

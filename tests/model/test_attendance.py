@@ -219,6 +219,19 @@ def test_a_late_joiner_is_not_absent_before_joining(book, two_classes):
     assert ("Marie", ABSENT) in [(r.person, r.status) for r in book.register(later.id).rows]
 
 
+def test_a_roster_read_after_midnight_counts_for_the_session_under_way(book, two_classes):
+    # A session started at 23:50; the teacher reads in two names at 00:10 the next day.
+    # (CI once ran the register page test at 00:17 and its session "20 minutes ago" lost
+    # them.) Names added the next afternoon still do not count for it.
+    maths, _ = two_classes
+    evening = datetime(2026, 3, 2, 23, 50)
+    late_night = book.start_session("Night class", class_id=maths.id, now=evening)
+    book.add_to_roster(maths.id, ["Marie"], now=evening + timedelta(minutes=20))
+    book.add_to_roster(maths.id, ["Pierre"], now=evening + timedelta(hours=14))
+    rows = {r.person: r.status for r in book.register(late_night.id).rows}
+    assert rows.get("Marie") == ABSENT and "Pierre" not in rows
+
+
 def test_rename_and_delete_a_session(book, two_classes):
     maths, _ = two_classes
     s = book.start_session("M", class_id=maths.id, now=T0, open_it=True)
