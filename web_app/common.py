@@ -61,13 +61,16 @@ UNKNOWN_REASON = "not recognised"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 #: No ICE servers: the live camera works on localhost and a school LAN without internet.
 RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}
-#: The webcam resolution we ask the browser for (the detector works on a smaller copy).
-#: What the pages ask the browser's camera for: 640x480 at 15 frames per second at most.
-#: More pixels or frames cost the browser and the server (WebRTC decodes and re-encodes
-#: every frame) without helping: recognition samples 8-15 frames per second and detects
-#: on a 320-pixel copy.
+#: What the pages ask the browser's camera for: 640x480 at 15 frames per second. More
+#: pixels or frames cost the browser and the server (WebRTC decodes and re-encodes every
+#: frame) without helping: recognition samples 8-15 frames per second and detects on a
+#: 320-pixel copy. Only *ideal* values, never min/max/exact: Chromium drops frames to
+#: reach 15 (getSettings() says 15 on a 30 fps camera), but Firefox offers a camera's
+#: native modes only and refuses the whole stream when none fits a hard bound, and a
+#: page whose camera does not start is worse than one that gets 30 frames a second (the
+#: worker takes the newest frame whatever the rate).
 VIDEO_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480},
-                               "frameRate": {"ideal": 15, "max": 15}}, "audio": False}
+                               "frameRate": {"ideal": 15}}, "audio": False}
 
 
 # ----- user strings as text --------------------------------------------------------------

@@ -108,3 +108,14 @@ def test_faces_without_captions_get_no_spot():
 
     assert caption_layout([(0, 0, 10, 10), (50, 50, 10, 10)], [None, (20, 8)], (100, 100), 2) \
         == [None, (50, 40)]
+
+
+def test_the_camera_is_asked_for_preferences_only():
+    """A hard bound (min, max, exact) that a camera's native modes do not meet makes
+    Firefox refuse the whole stream: the live pages must state wishes, not demands."""
+    from web_app.common import VIDEO_CONSTRAINTS
+
+    video = VIDEO_CONSTRAINTS["video"]
+    assert VIDEO_CONSTRAINTS["audio"] is False
+    assert video["frameRate"] == {"ideal": 15}
+    assert all(set(value) == {"ideal"} for value in video.values()), video
