@@ -220,9 +220,9 @@ def test_a_late_joiner_is_not_absent_before_joining(book, two_classes):
 
 
 def test_a_roster_read_after_midnight_counts_for_the_session_under_way(book, two_classes):
-    # A session started at 23:50; the teacher reads in two names at 00:10 the next day.
-    # (CI once ran the register page test at 00:17 and its session "20 minutes ago" lost
-    # them.) Names added the next afternoon still do not count for it.
+    # A session started at 23:50; the teacher adds Marie at 00:10 the next day. (CI once
+    # ran the register page test at 00:17 and its session "20 minutes ago" lost the names
+    # read in at 00:15.) Pierre, added the next afternoon, still does not count for it.
     maths, _ = two_classes
     evening = datetime(2026, 3, 2, 23, 50)
     late_night = book.start_session("Night class", class_id=maths.id, now=evening)
