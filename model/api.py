@@ -22,7 +22,7 @@ import numpy as np
 from model.alignment import align_face
 from model.core import registry
 from model.core.detection import FaceDetector, load_detector
-from model.core.matching import GalleryIndex
+from model.core.matching import Decision, GalleryIndex
 from model.errors import (
     ConsentRequiredError,
     DifferentPersonError,
@@ -426,24 +426,41 @@ class FaceAttendance:
 
     def identify_crops(self, crops: Sequence[np.ndarray],
                        faces: Sequence[DetectedFace] | None = None) -> list[Match]:
-        """Like ``identify_faces`` for crops that are already aligned."""
+        """Like ``identify_faces`` for crops that are already aligned (one photo each)."""
         if len(crops) == 0:
             return []
         recognizer = self.recognizer
         gallery = self.gallery.embeddings(recognizer)
         index = self.gallery_index(recognizer, gallery)
         decisions = index.decide(recognizer.embed(crops), self.settings.max_candidates)
-        matches = []
-        for i, decision in enumerate(decisions):
-            face = faces[i] if faces is not None else None
-            box = face.box if face is not None else (0, 0, 0, 0)
-            candidates = tuple((gallery.people[j], round(raw, 4)) for j, raw, _ in decision.ranked)
-            closest = gallery.people[decision.best] if decision.best is not None else None
-            matches.append(Match(
-                box=box, name=gallery.people[decision.person] if decision.person is not None else None,
-                score=decision.raw, candidates=candidates, face=face, normalised=decision.normalised,
-                threshold=decision.threshold, closest=closest, reason=decision.reason))
-        return matches
+        return _matches(decisions, gallery.people, faces)
+
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, str]:
+        """(unit embeddings float32 ``[n, d]``, version of the network that made them) of
+        aligned crops: the live page gathers them per track (``TrackEvidence``)."""
+        recognizer = self.recognizer
+        return recognizer.embed(crops), recognizer.version
+
+    def identify_tracks(self, fused: np.ndarray, frames: Sequence[int],
+                        faces: Sequence[DetectedFace] | None = None,
+                        version: str | None = None) -> list[Match]:
+        """Who is each followed face, on its track's fused evidence (live video)?
+
+        fused: ``[m, d]`` unit means of each track's frame embeddings (``TrackEvidence``),
+        frames: how many frames each holds, version: the network that embedded them (a
+        different active network answers "checking": the caller starts the tracks again).
+        A track is named only at the rule's track threshold with enough frames; until it
+        has them its ``reason`` is "checking".
+        """
+        if len(frames) == 0:
+            return []
+        recognizer = self.recognizer
+        gallery = self.gallery.embeddings(recognizer)
+        index = self.gallery_index(recognizer, gallery)
+        if version is not None and version != recognizer.version:
+            frames = [0] * len(frames)  # the model changed under the track: decide nothing
+        decisions = index.decide_tracks(fused, list(frames), self.settings.max_candidates)
+        return _matches(decisions, gallery.people, faces)
 
     def gallery_index(self, recognizer: Recognizer | None = None,
                       gallery: GalleryEmbeddings | None = None) -> GalleryIndex:
@@ -559,6 +576,23 @@ class FaceAttendance:
                 person = people[decision.person]
                 found[person] = max(found.get(person, -1.0), decision.raw)
         return sorted(found.items(), key=lambda t: -t[1])
+
+
+def _matches(decisions: Sequence[Decision], people: Sequence[str],
+             faces: Sequence[DetectedFace | None] | None) -> list[Match]:
+    """The rule's decisions as ``Match`` records (names instead of gallery indices)."""
+    matches = []
+    for i, decision in enumerate(decisions):
+        face = faces[i] if faces is not None else None
+        box = face.box if face is not None else (0, 0, 0, 0)
+        candidates = tuple((people[j], round(raw, 4)) for j, raw, _ in decision.ranked)
+        matches.append(Match(
+            box=box, name=people[decision.person] if decision.person is not None else None,
+            score=decision.raw, candidates=candidates, face=face, normalised=decision.normalised,
+            threshold=decision.threshold,
+            closest=people[decision.best] if decision.best is not None else None,
+            reason=decision.reason))
+    return matches
 
 
 def laplacian_variance(crop: np.ndarray) -> float:

@@ -47,6 +47,8 @@ from web_app.loading import needed, start_loading
 COLOUR_KNOWN = (46, 160, 67)
 COLOUR_UNKNOWN = (230, 145, 0)
 COLOUR_PROBLEM = (220, 40, 40)
+#: A followed face whose track has too few frames yet to be named or refused.
+COLOUR_CHECKING = (120, 120, 120)
 #: Box line width and label font scale relative to the image's longer side.
 LINE_FRACTION = 1 / 250
 FONT_FRACTION = 1 / 28
@@ -387,7 +389,10 @@ def unknown_reason(match) -> str:  # type: ignore[no-untyped-def]
 
 def match_label(match) -> BoxLabel:  # type: ignore[no-untyped-def]
     """How a ``model.records.Match`` is drawn: name and similarity, or "unknown" with the
-    reason alone (never the closest person: the camera may be looking at a stranger)."""
+    reason alone (never the closest person: the camera may be looking at a stranger).
+    A live track that has too few frames yet is "checking..." (never a name)."""
+    if match.name is None and match.reason == "checking":
+        return BoxLabel(tuple(match.box), "checking...", COLOUR_CHECKING)
     if match.name is None:
         text = f"unknown: {unknown_reason(match)}" if match.reason else "unknown"
         return BoxLabel(tuple(match.box), text, COLOUR_UNKNOWN)

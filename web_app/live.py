@@ -37,9 +37,9 @@ if "tensorflow" not in sys.modules or "aiortc" in sys.modules:
         import streamlit_webrtc  # noqa: F401
 
 from model.alignment import align_face
-from model.core.tracking import FaceTracker
+from model.core.tracking import FaceTracker, Track
 from model.school.attendance import AttendanceBook
-from model.school.checkin import CheckInTracker, LiveCheckIn
+from model.school.checkin import CheckInTracker, LiveCheckIn, TrackEvidence
 from web_app.common import BoxLabel, assessment_label, draw_boxes, match_label
 
 #: The worker thread exits after this many seconds without frames (the stream
@@ -55,6 +55,11 @@ MAX_PROCESS_SIDE = 320
 #: Boxes are drawn only on frames at most this much newer (seconds) than the frame they
 #: were computed from; older ones are hidden rather than left where the face was.
 BOX_MAX_AGE_S = 0.3
+#: A face not yet named is embedded on every processed frame until its track holds this
+#: many frames (2 s at 15 frames/s), so a student is decided quickly; after that (a
+#: stranger, or someone the camera sees badly) only when it moves or once a second, as a
+#: named face is. Lower saves CPU on strangers; higher decides doubtful faces sooner.
+GATHER_FRAMES = 30
 
 
 #: Set this environment variable to a file path and the live pipeline appends one JSON
@@ -219,7 +224,7 @@ def _put_newest(results: queue.Queue[Any], item: Any) -> None:
 
 
 class LiveCheckInProcessor:
-    """Live check-in: follow the faces, identify new or moved ones, write check-ins.
+    """Live check-in: follow the faces, gather each one's evidence, name it on the whole track.
 
     The page owns one per browser session (in ``st.session_state``) and reads
     ``results``; check-ins are written here, in the worker thread, so none is lost
@@ -228,11 +233,15 @@ class LiveCheckInProcessor:
     close it while the camera runs).
 
     Each frame: ``FaceTracker`` finds the faces (a full detection when nothing is
-    tracked or a scan is due, O-Net around each known face otherwise); the faces that
-    are new, moved, not embedded for a while, or recognised but not yet checked in are
-    aligned and embedded in one batch; the others keep their last answer. Box labels
-    name a face only when it was recognised; an unknown face is labelled with the
-    reason alone, never with the person it came closest to.
+    tracked or a scan is due, O-Net around each known face otherwise). Faces still
+    gathering evidence (fewer than ``GATHER_FRAMES`` frames and not yet named) are
+    embedded on every frame; the others when they are new, moved or not embedded for a
+    while. Each embedding joins its track's evidence (``TrackEvidence``: the mean of the
+    track's unit embeddings) and the *track* is decided on that fused evidence at the
+    rule's track threshold (``identify_tracks``), never on one frame: the box says
+    "checking..." until the track has enough frames, then the track's answer. An unknown
+    face is labelled with the reason alone, never with the person it came closest to.
+    A named track checks its person in at once (the evidence is already many frames).
     """
 
     def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker, *,
@@ -244,6 +253,7 @@ class LiveCheckInProcessor:
         self.tracker = tracker
         self.only_open_session = only_open_session
         self._faces: FaceTracker | None = None
+        self.evidence = TrackEvidence()
         self.results: queue.Queue[LiveResult] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
         self.timing: dict[str, Any] = {}
         self._last_frame = -WORKER_IDLE_S - 1.0
@@ -267,43 +277,46 @@ class LiveCheckInProcessor:
             self._faces = FaceTracker(self.engine.detector, max_side=MAX_PROCESS_SIDE)
         return self._faces
 
+    def _gathering(self, track: Track) -> bool:
+        """Still collecting evidence: not named yet, and fewer than ``GATHER_FRAMES`` frames."""
+        named = track.match is not None and track.match.name is not None
+        return not named and self.evidence.frames(track.id) < GATHER_FRAMES
+
     def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
         faces = self.faces  # the first frame waits here for an engine still loading
+        engine = self.engine
         started = time.monotonic()
         if started - self._last_frame > WORKER_IDLE_S:
             faces.clear()  # a new stream: the faces of the old one are gone
+            self.evidence.clear()
         self._last_frame = started
         kind = faces.update(image, started)
+        self.evidence.keep_only(t.id for t in faces.tracks)
         detected = time.monotonic()
-        done = self.tracker.checked_in()
-        fresh_tracks = [t for t in faces.tracks if faces.needs_embedding(t, started)
-                        or (t.match is not None and t.match.name is not None
-                            and t.match.name not in done)]
+        fresh_tracks = [t for t in faces.tracks
+                        if self._gathering(t) or faces.needs_embedding(t, started)]
         if fresh_tracks:
             # Align from the full frame (accuracy); one forward pass for all of them.
             crops = [align_face(image, t.face) for t in fresh_tracks]
-            for track, match in zip(fresh_tracks, self.engine.identify_crops(
-                    crops, [t.face for t in fresh_tracks]), strict=True):
+            embeddings, version = engine.embed_crops(crops)
+            ids = [t.id for t in fresh_tracks]
+            self.evidence.add(ids, embeddings, version)
+            fused, frames = self.evidence.fused(ids)
+            matches = engine.identify_tracks(fused, frames, [t.face for t in fresh_tracks],
+                                             version=version)
+            for track, match in zip(fresh_tracks, matches, strict=True):
                 FaceTracker.embedded(track, started, match)
         embedded = time.monotonic()
-        fresh_ids = {t.id for t in fresh_tracks}
-        carried = [t.match.name for t in faces.tracks
-                   if t.id not in fresh_ids and t.match is not None and t.match.name is not None]
-        checked = self.tracker.observe([(t.match.name, t.match.score) for t in fresh_tracks],
-                                       carried=carried)
+        named = [(t.match.name, t.match.score) for t in faces.tracks
+                 if t.match is not None and t.match.name is not None]
+        checked = self.tracker.observe(named)
         written, waited = self._write(checked, started)
-        streaks = self.tracker.streaks()
         done = self.tracker.checked_in()
         labels = []
         for track in faces.tracks:
             match = track.match
             label = match_label(match)
-            if match.name in done:
-                text = f"{match.name} - checked in"
-            elif match.name in streaks:
-                text = f"{label.text} ({streaks[match.name]}/{self.tracker.required_frames})"
-            else:
-                text = label.text
+            text = f"{match.name} - checked in" if match.name in done else label.text
             labels.append(BoxLabel(track.face.box, text, label.colour))
         finished = time.monotonic()
         self.timing = {"kind": kind, "detect_ms": 1000 * (detected - started),

@@ -29,7 +29,7 @@ where it came from). Everything here is numpy; nothing loads a model.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,7 +51,12 @@ class MatchRule:
         Raising it keeps more strangers out and names fewer of the enrolled.
     margin: how far (normalised units) the best person must be ahead of the second.
         Raising it refuses more look-alike pairs.
-    pair_threshold: normalised score for "same person" in 1:1 verification.
+    pair_threshold: normalised score for "same person" in 1:1 verification, chosen so that
+        at most ``pair_far`` of different-person pairs reach it (1% on held-out DevTrain).
+        Raising it calls fewer pairs "same person", rightly or wrongly.
+    pair_maybe_threshold: from here up to ``pair_threshold`` a pair is "probably the same
+        person, check": the accuracy-optimal point of a half-and-half pair list, where
+        about one different-person pair in twenty still passes.
     min_cosine: a raw floor for naming (1:N): below this cosine nobody is named, however
         the cohort scores. Guards against a degenerate cohort.
     cohort_top: how many of the closest cohort scores the normalisation uses.
@@ -60,6 +65,14 @@ class MatchRule:
         adaptive threshold may let through (lower is stricter on a hard camera).
     adapt_to_gallery: raise the naming threshold from the gallery's own impostors
         (on by default; off only names more faces, wrongly, on a hard camera).
+    track_threshold: normalised score a *track's* fused embedding (the mean of the unit
+        embeddings of a followed face's frames) must reach to be named on the live page.
+        Higher than ``name_threshold``: a stranger in front of a kiosk is judged over and
+        over, so the threshold is chosen for the share of stranger *tracks* ever named
+        (0.5% of look-alike strangers on held-out DevTrain), not of single photos. When the
+        gallery raises the naming threshold (a hard camera), this rises by as much.
+    track_min_frames: frames a track needs before it is named at all ("checking..." until
+        then). More frames average out more of one frame's luck; each costs 1/15 s.
     """
 
     name_threshold: float = 3.0
@@ -70,6 +83,9 @@ class MatchRule:
     top_k: int = 2
     gallery_far: float = 0.02
     adapt_to_gallery: bool = True
+    pair_maybe_threshold: float = -2.0
+    track_threshold: float = 4.5
+    track_min_frames: int = 5
 
     @classmethod
     def from_card(cls, card: dict[str, object] | None) -> MatchRule:
@@ -144,7 +160,8 @@ class Decision:
     normalised: S-normed score of the closest person; second: of the runner-up.
     threshold: the naming threshold in force for this gallery (normalised units).
     reason: why a face was refused ("" when named): "no one is enrolled",
-        "not close enough", "too close to two people".
+        "not close enough", "too close to two people", and for tracks "checking" (too
+        few frames yet to decide).
     """
 
     person: int | None
@@ -271,13 +288,38 @@ class GalleryIndex:
             norm[:, leave_out] = -np.inf
         return raw, norm
 
+    @property
+    def track_threshold(self) -> float:
+        """The naming threshold for a track's fused evidence in this gallery: the rule's
+        ``track_threshold``, raised by as much as the gallery raised the photo threshold."""
+        return self.rule.track_threshold + max(0.0, self.threshold - self.rule.name_threshold)
+
     def decide(self, query: np.ndarray, candidates: int = 3) -> list[Decision]:
-        """The rule's decision for each query embedding (rows of ``[m, d]``)."""
+        """The rule's decision for each query embedding (rows of ``[m, d]``): one photo each."""
+        return self._decide(query, candidates, self.threshold)
+
+    def decide_tracks(self, fused: np.ndarray, frames: np.ndarray | list[int],
+                      candidates: int = 3) -> list[Decision]:
+        """The rule's decision for followed faces (live video), on the evidence of whole tracks.
+
+        fused: ``[m, d]``, each row the mean of one track's unit embeddings (``fuse``);
+        frames: how many frames went into each row. A track is named only when its fused
+        score reaches ``track_threshold`` (and the margin and cosine floor hold) and it has
+        at least ``rule.track_min_frames`` frames; before that its reason is "checking".
+        """
+        out = self._decide(fused, candidates, self.track_threshold)
+        counts = np.atleast_1d(np.asarray(frames, np.int64))
+        return [
+            replace(d, person=None, reason="checking") if n < self.rule.track_min_frames else d
+            for d, n in zip(out, counts, strict=True)
+        ]
+
+    def _decide(self, query: np.ndarray, candidates: int, threshold: float) -> list[Decision]:
         rule = self.rule
         q = np.atleast_2d(np.asarray(query, np.float64))
         if self.people == 0:
             return [
-                Decision(None, None, 0.0, 0.0, 0.0, self.threshold, "no one is enrolled")
+                Decision(None, None, 0.0, 0.0, 0.0, threshold, "no one is enrolled")
                 for _ in range(len(q))
             ]
         raw, norm = self._scores(q)
@@ -288,7 +330,7 @@ class GalleryIndex:
             second = float(norm[i, order[1]]) if self.people > 1 else -np.inf
             ranked = tuple((int(j), float(raw[i, j]), float(norm[i, j])) for j in order[:candidates])
             reason = ""
-            if norm[i, best] < self.threshold or raw[i, best] < rule.min_cosine:
+            if norm[i, best] < threshold or raw[i, best] < rule.min_cosine:
                 reason = "not close enough"
             elif norm[i, best] - second < rule.margin:
                 reason = "too close to two people"
@@ -299,12 +341,20 @@ class GalleryIndex:
                     raw=float(raw[i, best]),
                     normalised=float(norm[i, best]),
                     second=float(second) if np.isfinite(second) else float("nan"),
-                    threshold=self.threshold,
+                    threshold=threshold,
                     reason=reason,
                     ranked=ranked,
                 )
             )
         return out
+
+
+def fuse(embeddings: np.ndarray) -> np.ndarray:
+    """One track's evidence: the unit mean of its frames' unit embeddings (``[n, d]`` ->
+    float64 ``[d]``). Averaging cancels what varies from frame to frame (blur, a bad
+    angle, a lucky look-alike frame) and keeps what every frame shares: the person."""
+    x = _unit(np.atleast_2d(np.asarray(embeddings, np.float64)))
+    return _unit(x.mean(axis=0))
 
 
 def pair_score(a: np.ndarray, b: np.ndarray, cohort: np.ndarray, rule: MatchRule) -> tuple[float, float]:

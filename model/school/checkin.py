@@ -1,10 +1,17 @@
-"""Live check-in: turn a stream of per-frame recognitions into check-ins.
+"""Live check-in: turn a stream of recognitions into check-ins.
 
-A single frame can be wrong (motion blur, a look-alike at a bad angle), so a
-person is checked in only after being recognised in ``required_frames``
-*consecutive processed frames*, and only once per session. A frame in which the
-person is not recognised (not seen, or seen as someone else / unknown) restarts
-their count; a frame that did not look at their face again (``carried``) keeps it.
+Two pieces:
+
+- ``TrackEvidence`` fuses what the frames of one followed face say. A single frame
+  can be wrong (motion blur, a look-alike at a lucky angle), and a stranger who
+  stands in front of a kiosk for a minute is looked at hundreds of times: decided
+  frame by frame, a few percent of false accepts per photo become a near-certain
+  false check-in. So a face is named only on its *track's* evidence: the mean of
+  the unit embeddings of its frames, judged against the rule's track threshold
+  (``GalleryIndex.decide_tracks``), never on one frame.
+- ``CheckInTracker`` turns named faces into check-ins, each person once per
+  session; it can also ask for ``required_frames`` consecutive recognitions (the
+  live page asks for one: the track's fused evidence already holds many frames).
 
 Pure and thread-safe: the webrtc callback thread calls ``observe`` while the page
 thread reads ``streaks`` or starts a new session; one lock guards the state.
@@ -15,14 +22,73 @@ Nothing here touches the disk; the page writes the returned check-ins to the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
 
 #: Consecutive processed frames a person must be recognised in before checking in.
 #: Higher is safer against a one-frame mistake but slower (at 5 processed frames
 #: per second, 3 frames is about 0.6 s of looking at the camera).
 DEFAULT_REQUIRED_FRAMES = 3
+
+
+@dataclass
+class _Track:
+    total: np.ndarray  # float64 [d]: the sum of the track's unit embeddings
+    frames: int
+    version: str  # the network that embedded them (another network: start again)
+
+
+class TrackEvidence:
+    """The fused evidence of each followed face: the mean of its frames' unit embeddings.
+
+    Tracks are the caller's ids (``model.core.tracking.Track.id``). One caller thread at a
+    time (the live worker); nothing here decides: ``fused`` goes to the gallery's
+    ``decide_tracks``.
+    """
+
+    def __init__(self) -> None:
+        self._tracks: dict[int, _Track] = {}
+
+    def add(self, track_ids: Sequence[int], embeddings: np.ndarray, version: str = "") -> None:
+        """Add one frame's embedding (row of ``embeddings``) to each of ``track_ids``.
+
+        Embeddings of another network (``version``) than the track's earlier frames
+        replace them: two networks' spaces do not mix.
+        """
+        rows = np.atleast_2d(np.asarray(embeddings, np.float64))
+        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        for track_id, row in zip(track_ids, rows, strict=True):
+            track = self._tracks.get(track_id)
+            if track is None or track.version != version:
+                self._tracks[track_id] = _Track(row.copy(), 1, version)
+            else:
+                track.total += row
+                track.frames += 1
+
+    def frames(self, track_id: int) -> int:
+        """How many frames track ``track_id`` has contributed (0 when unknown)."""
+        track = self._tracks.get(track_id)
+        return track.frames if track is not None else 0
+
+    def fused(self, track_ids: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+        """(unit mean embeddings ``[n, d]`` float64, frames of each) of tracks with evidence."""
+        tracks = [self._tracks[i] for i in track_ids]
+        if not tracks:
+            return np.zeros((0, 0)), []
+        total = np.stack([t.total for t in tracks])
+        return total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12), [
+            t.frames for t in tracks]
+
+    def keep_only(self, track_ids: Iterable[int]) -> None:
+        """Forget every track not in ``track_ids`` (those faces left the picture)."""
+        alive = set(track_ids)
+        self._tracks = {i: t for i, t in self._tracks.items() if i in alive}
+
+    def clear(self) -> None:
+        self._tracks = {}
 
 
 @dataclass(frozen=True)

@@ -485,7 +485,12 @@ class SceneEngine:
 
         self.detector = Detector()
 
-    def identify_crops(self, crops, faces):
+    def embed_crops(self, crops):
+        import numpy as np
+
+        return np.ones((len(crops), 4), np.float32) / 2, "v1"
+
+    def identify_tracks(self, fused, frames, faces, version=None):
         return [self.matches[f.box] for f in faces]
 
 

@@ -85,26 +85,46 @@ def face(x: int) -> DetectedFace:
 
 
 class FakeEngine:
-    """Recognises every face as one person; counts the faces it embedded."""
+    """Names a track "Ada Lovelace" once it holds ``min_frames`` frames ("checking" before);
+    with ``stranger`` it never names anyone. Counts the faces it embedded."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_frames: int = 3, stranger: bool = False) -> None:
         self.detector = FakeDetector()
         self.embedded = 0
+        self.min_frames = min_frames
+        self.stranger = stranger
+        self.frames_seen: list[int] = []
 
-    def identify_crops(self, crops, faces):
+    def embed_crops(self, crops):
         self.embedded += len(crops)
-        return [Match(box=f.box, name="Ada Lovelace", score=0.9, candidates=(("Ada Lovelace", 0.9),))
-                for f in faces]
+        return np.ones((len(crops), 4), np.float32) / 2, "v1"
+
+    def identify_tracks(self, fused, frames, faces, version=None):
+        assert version == "v1" and fused.shape == (len(frames), 4)
+        self.frames_seen += list(frames)
+        out = []
+        for f, n in zip(faces, frames, strict=True):
+            if n < self.min_frames:
+                out.append(Match(box=f.box, name=None, score=0.9, candidates=(), reason="checking"))
+            elif self.stranger:
+                out.append(Match(box=f.box, name=None, score=0.5, candidates=(("Ada Lovelace", 0.5),),
+                                 closest="Ada Lovelace", reason="not close enough"))
+            else:
+                out.append(Match(box=f.box, name="Ada Lovelace", score=0.9,
+                                 candidates=(("Ada Lovelace", 0.9),)))
+        return out
 
 
-def test_live_check_in_after_consecutive_frames(tmp_path):
+def test_live_check_in_on_the_tracks_evidence(tmp_path):
     book = AttendanceBook(tmp_path / "a.sqlite3")
     session = book.start_session("Maths")
-    processor = LiveCheckInProcessor(FakeEngine(), book, CheckInTracker(3))
+    engine = FakeEngine(min_frames=3)
+    processor = LiveCheckInProcessor(engine, book, CheckInTracker(1))
     processor.start_session(session.id)
     labels = [processor.process(FRAME) for _ in range(5)]
-    assert labels[0][0].text.endswith("(1/3)")
+    assert [lab[0].text for lab in labels[:2]] == ["checking...", "checking..."]  # never a name
     assert "checked in" in labels[2][0].text
+    assert engine.frames_seen[:3] == [1, 2, 3]  # one track, its evidence growing frame by frame
     results = [processor.results.get_nowait() for _ in range(5)]
     fresh = [c.name for r in results for c in r.checked_in]
     assert fresh == ["Ada Lovelace"]  # once, on the third frame
@@ -117,7 +137,7 @@ def test_live_check_in_respects_earlier_check_ins(tmp_path):
     book = AttendanceBook(tmp_path / "a.sqlite3")
     session = book.start_session("Maths")
     book.check_in(session.id, "Ada Lovelace", score=0.8, how="snapshot")
-    processor = LiveCheckInProcessor(FakeEngine(), book, CheckInTracker(1))
+    processor = LiveCheckInProcessor(FakeEngine(min_frames=1), book, CheckInTracker(1))
     processor.start_session(session.id)
     processor.process(FRAME)
     assert processor.results.get_nowait().checked_in == ()
@@ -128,12 +148,12 @@ def test_live_check_in_respects_earlier_check_ins(tmp_path):
 def test_a_face_is_embedded_only_while_it_matters_and_its_box_goes_when_it_leaves(tmp_path):
     book = AttendanceBook(tmp_path / "a.sqlite3")
     session = book.start_session("Maths")
-    engine = FakeEngine()
-    processor = LiveCheckInProcessor(engine, book, CheckInTracker(3))
+    engine = FakeEngine(min_frames=3)
+    processor = LiveCheckInProcessor(engine, book, CheckInTracker(1))
     processor.start_session(session.id)
     for _ in range(3):
         processor.process(FRAME)
-    assert engine.embedded == 3  # each of the streak's frames is a fresh look
+    assert engine.embedded == 3  # each frame of a track still gathering evidence is looked at
     for _ in range(3):
         labels = processor.process(FRAME)
     assert engine.embedded == 3  # checked in and still: nothing to embed
@@ -143,6 +163,29 @@ def test_a_face_is_embedded_only_while_it_matters_and_its_box_goes_when_it_leave
     assert engine.embedded == 4 and labels[0].box[0] == 60
     engine.detector.present = False
     assert processor.process(FRAME) == ()  # left: no box on the empty view
+
+
+def test_a_stranger_who_stays_is_never_named_and_costs_less_after_the_first_two_seconds(
+        tmp_path, monkeypatch):
+    import model.core.tracking as tracking
+    from web_app.live import GATHER_FRAMES
+
+    monkeypatch.setattr(tracking, "REFRESH_S", 1e9)  # no once-a-second look in this test
+
+    book = AttendanceBook(tmp_path / "a.sqlite3")
+    session = book.start_session("Maths")
+    engine = FakeEngine(min_frames=3, stranger=True)
+    processor = LiveCheckInProcessor(engine, book, CheckInTracker(1))
+    processor.start_session(session.id)
+    texts = {processor.process(FRAME)[0].text for _ in range(GATHER_FRAMES + 20)}
+    assert texts == {"checking...", "unknown: not close enough"}  # never Ada's name
+    assert engine.embedded == GATHER_FRAMES  # standing still after that: no new look
+    assert book.checkins(session.id) == []
+    engine.detector.present = False
+    processor.process(FRAME)
+    engine.detector.present = True
+    processor.process(FRAME)
+    assert engine.frames_seen[-1] == 1  # a new track starts its evidence from nothing
 
 
 class FakeFrame:

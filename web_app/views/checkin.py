@@ -34,9 +34,6 @@ from web_app.common import (
 from web_app.live import LiveCheckInProcessor, live_camera_problem
 from web_app.loading import needed, start_loading
 
-#: A person is checked in live after being recognised in this many consecutive
-#: processed frames (about 0.6 s at 5 frames per second). Higher = fewer mistakes, slower.
-REQUIRED_FRAMES = 3
 #: How often the page refreshes the live results (seconds).
 LIVE_REFRESH_S = 1.0
 #: Width of the answered photo.
@@ -202,13 +199,15 @@ if mode == "Live camera":
     kept = st.session_state.get("checkin_processor")
     # One processor per browser session and engine load (a new data folder, a new one).
     if not (isinstance(kept, tuple) and kept[0] is loading and kept[1].book is book):
-        kept = (loading, LiveCheckInProcessor(loading, book, CheckInTracker(REQUIRED_FRAMES),
+        kept = (loading, LiveCheckInProcessor(loading, book, CheckInTracker(1),
                                               only_open_session=True))
         st.session_state["checkin_processor"] = kept
     processor: LiveCheckInProcessor = kept[1]
     processor.start_session(session_id)
-    st.caption(f"Look at the camera: you are checked in after being recognised in "
-               f"{REQUIRED_FRAMES} frames in a row.")
+    st.caption("Look at the camera. The box says \"checking...\" while the app gathers "
+               "evidence over several frames; a face is named, and checked in, only on the "
+               "evidence of all its frames together, so a look-alike is not let in by one "
+               "lucky frame.")
     try:
         ctx = webrtc_streamer(key="checkin-live", mode=WebRtcMode.SENDRECV,
                               rtc_configuration=RTC_CONFIGURATION,
