@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-peer bench-reliability bench-images browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-peer bench-reliability bench-images browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -66,6 +66,12 @@ bench-browser: install-dev browser
 # enrolled people and strangers, clean and under the shifted camera (needs LFW; ~6 min).
 bench-follow: install-dev
 	$(PY) benchmarks/bench_follow.py
+
+# Look-alike strangers at the live kiosk (issue 15): tracks of LFW DevTest people through the
+# live page's decision, strangers picked by the teacher, class of 30 and gallery of 900, clean
+# and shifted camera (needs LFW and the training extras for the teacher; ~10 min).
+bench-tracks: install-train
+	$(PY) benchmarks/bench_tracks.py
 
 # Recognition figures: ours, the peer (face_recognition's dlib models) and Koch, clean and
 # under the shifted classroom camera (caches the peer's embeddings on the first run).

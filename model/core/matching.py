@@ -349,14 +349,6 @@ class GalleryIndex:
         return out
 
 
-def fuse(embeddings: np.ndarray) -> np.ndarray:
-    """One track's evidence: the unit mean of its frames' unit embeddings (``[n, d]`` ->
-    float64 ``[d]``). Averaging cancels what varies from frame to frame (blur, a bad
-    angle, a lucky look-alike frame) and keeps what every frame shares: the person."""
-    x = _unit(np.atleast_2d(np.asarray(embeddings, np.float64)))
-    return _unit(x.mean(axis=0))
-
-
 def pair_score(a: np.ndarray, b: np.ndarray, cohort: np.ndarray, rule: MatchRule) -> tuple[float, float]:
     """1:1: (raw cosine, S-normed score) of two embeddings against the cohort (``pair_scores``
     for one pair)."""

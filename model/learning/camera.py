@@ -123,3 +123,27 @@ def classroom_augment(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = out.copy()
         out[top : top + h, left : left + w] = rng.integers(0, 256, 3, dtype=np.uint8)
     return out
+
+
+def live_jitter(crop: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """One frame of a followed face as the live page embeds it (same size out as in).
+
+    Between two frames of a webcam the alignment moves a little (the follow path's O-Net
+    landmarks wobble by a few percent of the face), the head turns slightly, exposure
+    and focus drift, and the video codec blurs. ``strength`` in [0, 1] scales every one
+    of these together: 0 returns the crop unchanged, 1 is a restless subject in dim light.
+    """
+    size = crop.shape[0]
+    s = float(np.clip(strength, 0.0, 1.0))
+    if s == 0.0:
+        return crop
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-6.0, 6.0) * s,
+                                     1.0 + rng.uniform(-0.06, 0.06) * s)
+    matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * size * s
+    x = cv2.warpAffine(np.ascontiguousarray(crop), matrix, (size, size),
+                       borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    x = x * (1.0 + rng.uniform(-0.25, 0.25) * s) + rng.uniform(-25.0, 25.0) * s
+    if rng.random() < s:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.3, 0.3 + 1.2 * s))
+    x = x + rng.normal(0.0, 5.0 * s, x.shape).astype(np.float32)
+    return _jpeg(np.clip(x, 0, 255).astype(np.uint8), int(95 - 55 * s))

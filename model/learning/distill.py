@@ -326,8 +326,9 @@ def distill_model(config: DistillConfig, output: str | Path, *, lfw_root: str | 
     siamese, calibration, names = build_distilled_siamese(backbone, aligned, people, held_out, config.seed)
     recognizer = Recognizer.from_model(siamese, {})
     report("calibrating the open-set rule on the held-out DevTrain people")
-    rule, record = evaluation.calibrate_rule(calibration.astype(np.float64), names, recognizer.cohort,
-                                             seed=config.seed)
+    rows = aligned.rows(sorted(held_out))
+    rule, record = evaluation.calibrate_recognizer(recognizer, aligned.crops[rows], aligned.names[rows],
+                                                   seed=config.seed, progress=report)
     from dataclasses import asdict
 
     card: dict[str, Any] = {
