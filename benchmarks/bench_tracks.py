@@ -80,8 +80,14 @@ def condition(recognizer: Any, crops: np.ndarray, names: np.ndarray, teacher: np
     from model.core.matching import GalleryIndex
     from model.learning.camera import shifted_camera
     from model.learning.evaluation import class_draws, enroll_split
-    from model.learning.tracks import (LOOK_ALIKES, TRACK_FRAMES, TRACKS_EACH, frame_embeddings,
-                                       make_tracks, track_figures)
+    from model.learning.tracks import (
+        LOOK_ALIKES,
+        TRACK_FRAMES,
+        TRACKS_EACH,
+        frame_embeddings,
+        make_tracks,
+        track_figures,
+    )
 
     rng = np.random.default_rng(SEED)
     started = time.monotonic()

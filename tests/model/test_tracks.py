@@ -22,7 +22,8 @@ def world(seed: int = 0, people: int = 3, photos: int = 3, noise: float = 0.25):
     """People's centres, a gallery of noisy photos of each, and a cohort of others."""
     rng = np.random.default_rng(seed)
     centres = unit(rng.normal(size=(people, D)))
-    gallery = unit(np.repeat(centres, photos, axis=0) + noise * rng.normal(size=(people * photos, D)) / np.sqrt(D))
+    jitter = noise * rng.normal(size=(people * photos, D)) / np.sqrt(D)
+    gallery = unit(np.repeat(centres, photos, axis=0) + jitter)
     owners = np.repeat(np.arange(people), photos)
     cohort = unit(rng.normal(size=(80, D)))
     return rng, centres, gallery, owners, cohort
@@ -73,7 +74,8 @@ def test_a_student_is_named_once_the_track_has_enough_frames():
 
 def test_the_track_threshold_rises_with_the_gallerys_own_threshold():
     _, _, gallery, owners, cohort = world(2)
-    index = GalleryIndex.prepare(gallery, owners, 3, cohort, MatchRule(name_threshold=3.0, track_threshold=5.0))
+    rule = MatchRule(name_threshold=3.0, track_threshold=5.0)
+    index = GalleryIndex.prepare(gallery, owners, 3, cohort, rule)
     index.threshold = 4.2  # a hard camera raised the photo threshold by 1.2
     assert index.track_threshold == pytest.approx(6.2)
     index.threshold = 3.0
