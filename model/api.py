@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -52,6 +52,11 @@ from model.settings import Settings, get_settings
 #: it blurry. Sharp webcam faces score in the hundreds; motion blur drops it
 #: under ~30. Raise it to demand sharper enrollment photos.
 BLUR_THRESHOLD = 30.0
+
+#: Faces whose box area is within this share of the largest one's count as equally large
+#: when Verify picks the main face of a group photo; among them the most central wins.
+#: Raise it to let centrality decide between faces of more different sizes.
+MAIN_FACE_SIZE_TOLERANCE = 0.10
 
 ImageInput = ImageSource | np.ndarray
 
@@ -479,24 +484,41 @@ class FaceAttendance:
             self._index = (gallery, recognizer, index)
         return index
 
-    def verify_faces(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
-        """Do two photos (one face each) show the same person? (1:1, the pair rule)"""
-        crop_a = self.aligned_face(image_a, label=_label_of(image_a, 0))
-        crop_b = self.aligned_face(image_b, label=_label_of(image_b, 1))
+    def verify_faces(self, image_a: ImageInput, image_b: ImageInput, *,
+                     labels: Sequence[str] | None = None) -> Verification:
+        """Do two photos show the same person? (1:1, the pair rule, graded)
+
+        Each photo's main face is compared (``main_face``: the largest, then the most
+        central); when a photo shows several, ``note`` says so and ``faces`` holds the ones
+        used. The verdict is "same person" (``same``), "probably the same person - check"
+        or "different people" (``Recognizer.verify``). ``labels`` name the photos in notes
+        and errors (default: the file name, else "photo 1" / "photo 2"). Raises
+        ``NoFaceError`` when a photo shows no face.
+        """
+        names = list(labels) if labels is not None else [_label_of(image_a, 0), _label_of(image_b, 1)]
+        (face_a, crop_a, count_a), (face_b, crop_b, count_b) = (
+            self._main_face(image, label) for image, label in zip((image_a, image_b), names,
+                                                                   strict=True))
         recognizer = self.recognizer
         emb = recognizer.embed([crop_a, crop_b])
         gallery = self.gallery.embeddings(recognizer)
-        raw, norm, same = recognizer.verify_pair(emb[0], emb[1], gallery.matrix)
-        return Verification(same=same, score=raw, threshold=recognizer.rule.pair_threshold, normalised=norm)
+        result = recognizer.verify(emb[0], emb[1], gallery.matrix)
+        return replace(result, note=_main_face_note(names, (count_a, count_b)),
+                       faces=(face_a, face_b), face_counts=(count_a, count_b),
+                       crops=(crop_a, crop_b))
 
-    def verify_person(self, image: ImageInput, name: str) -> Verification:
-        """Is the single face in ``image`` the enrolled person ``name``? (claimed identity)
+    def verify_person(self, image: ImageInput, name: str, *, label: str | None = None) -> Verification:
+        """Is the main face in ``image`` the enrolled person ``name``? (claimed identity)
 
         The rule of identification without the margin: the claimed person's normalised
-        score must reach the gallery's naming threshold.
+        score must reach the gallery's naming threshold (and the rule's cosine floor). Two
+        answers only, "same person" or "different people": no calibrated "probably" band
+        exists for a claimed identity. A photo with several faces is answered for its main
+        face (``main_face``), and ``note`` says so.
         """
         person = self.gallery.person(name).name  # raises UnknownPersonError
-        crop = self.aligned_face(image, label=_label_of(image, 0))
+        label = label or _label_of(image, 0)
+        face, crop, count = self._main_face(image, label)
         recognizer = self.recognizer
         gallery = self.gallery.embeddings(recognizer)
         index = self.gallery_index(recognizer, gallery)
@@ -504,7 +526,9 @@ class FaceAttendance:
         decision = index.decide(recognizer.embed([crop]), candidates=len(gallery.people))[0]
         raw, norm = next((r, n) for p, r, n in decision.ranked if p == j)
         same = norm >= index.threshold and raw >= recognizer.rule.min_cosine
-        return Verification(same=same, score=raw, threshold=index.threshold, normalised=norm)
+        return Verification(same=same, score=raw, threshold=index.threshold, normalised=norm,
+                            note=_main_face_note([label], [count]), faces=(face,),
+                            face_counts=(count,), crops=(crop,), person=person)
 
     def rank_candidates(self, anchor: ImageInput,
                         candidates: Sequence[ImageInput]) -> list[tuple[int, float, bool]]:
@@ -529,6 +553,16 @@ class FaceAttendance:
         return sorted(ranked, key=lambda t: -t[1])
 
     # ----- internals -----------------------------------------------------------------
+
+    def _main_face(self, image: ImageInput, label: str) -> tuple[DetectedFace, np.ndarray, int]:
+        """(the main face, its aligned crop, how many faces the photo showed)."""
+        array = _as_array(image, label=label)
+        faces = self.find_faces(array)
+        if not faces:
+            raise NoFaceError(f"{label}: no face was found. Use a photo where the face is "
+                              "clearly visible, from the front.")
+        face = main_face(faces, array.shape)
+        return face, align_face(array, face), len(faces)
 
     def _single_face(self, image: np.ndarray, label: str) -> DetectedFace:
         faces = self.find_faces(image)
@@ -593,6 +627,32 @@ def _matches(decisions: Sequence[Decision], people: Sequence[str],
             closest=people[decision.best] if decision.best is not None else None,
             reason=decision.reason))
     return matches
+
+
+def main_face(faces: Sequence[DetectedFace], image_shape: tuple[int, ...], *,
+              size_tolerance: float = MAIN_FACE_SIZE_TOLERANCE) -> DetectedFace:
+    """The face a photo is about: the largest (box area), and among faces within
+    ``size_tolerance`` of the largest one's area, the one whose box centre is nearest the
+    image centre (``image_shape``: ``(H, W, ...)``). Ties keep the detector's order.
+    Raises ``ValueError`` for an empty ``faces``.
+    """
+    if not faces:
+        raise ValueError("main_face needs at least one face")
+    largest = max(f.box[2] * f.box[3] for f in faces)
+    near = [f for f in faces if f.box[2] * f.box[3] >= (1.0 - size_tolerance) * largest]
+    cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
+
+    def off_centre(face: DetectedFace) -> float:
+        x, y, w, h = face.box
+        return float(np.hypot(x + w / 2.0 - cx, y + h / 2.0 - cy))
+
+    return min(near, key=off_centre)
+
+
+def _main_face_note(labels: Sequence[str], counts: Sequence[int]) -> str:
+    """What Verify says about photos that showed several faces ("" when none did)."""
+    return " ".join(f"{label} has {count} faces; the largest, most central one was used."
+                    for label, count in zip(labels, counts, strict=True) if count > 1)
 
 
 def laplacian_variance(crop: np.ndarray) -> float:

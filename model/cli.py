@@ -84,11 +84,22 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
     p.set_defaults(handler=_cmd_identify)
 
-    p = sub.add_parser("verify", parents=[common],
-                       help="same person? two photos, or a photo and --person")
+    p = sub.add_parser(
+        "verify", parents=[common], help="same person? two photos, or a photo and --person",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Two photos: 'same person', 'probably the same person - check' or "
+                    "'different people'.\nA photo and --person: 'same person' or 'different "
+                    "people'.\nA photo with several faces is answered for its largest, most "
+                    "central face (a note says so).",
+        epilog="exit status:\n  0  an answer was printed (whichever it is)\n"
+               "  2  a photo could not be read or shows no face, the person is not enrolled, "
+               "or the\n     arguments are wrong (one line on stderr)\n"
+               "  1  anything unexpected")
     p.add_argument("photos", nargs="+", help="two photos, or one photo with --person")
     p.add_argument("--person", help="an enrolled person to check the photo against")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help='print one JSON object: {"verdict", "same", "score", "normalised", '
+                        '"threshold", "maybe_threshold", "note", "boxes"}')
     p.set_defaults(handler=_cmd_verify)
 
     p = sub.add_parser("people", parents=[common], help="list enrolled people")
@@ -489,14 +500,26 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         result = engine.verify_person(args.photos[0], args.person)
     else:
         result = engine.verify_faces(args.photos[0], args.photos[1])
+    verdict = result.verdict.value if result.verdict is not None else ""
+    maybe = result.maybe_threshold
     if args.json:
-        print(json.dumps({"same": result.same, "score": round(result.score, 6),
+        print(json.dumps({"verdict": verdict, "same": result.same,
+                          "score": round(result.score, 6),
                           "normalised": round(result.normalised, 3),
-                          "threshold": round(result.threshold, 3)}))
+                          "threshold": round(result.threshold, 3),
+                          "maybe_threshold": None if maybe is None else round(maybe, 3),
+                          "note": result.note,
+                          "boxes": [list(face.box) for face in result.faces]},
+                         ensure_ascii=False))
     else:
-        verdict = "same person" if result.same else "different people"
-        print(f"{verdict} (cosine {result.score:.4f}; normalised {result.normalised:.2f}, "
-              f"needs {result.threshold:.2f})")
+        needs = f"same person from {result.threshold:+.2f}"
+        if maybe is not None and maybe < result.threshold:
+            needs += f", probably from {maybe:+.2f}"
+        print(f"{verdict} (normalised {result.normalised:+.2f}; {needs}; "
+              f"cosine {result.score:.4f})")
+        print(result.explanation)
+        if result.note:
+            print(f"note: {result.note}")
     return EXIT_OK
 
 

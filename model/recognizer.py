@@ -28,6 +28,7 @@ from model.core import files
 from model.core.matching import MatchRule, cosine_matrix, pair_score
 from model.core.registry import active_model_path, sidecar_path
 from model.errors import ModelError
+from model.records import Verification
 from model.runtime import import_tensorflow_quietly
 from model.settings import FACE_CROP_SIZE, Settings
 
@@ -105,12 +106,25 @@ class Recognizer:
                     ) -> tuple[float, float, bool]:
         """1:1 rule on two embeddings: (cosine, normalised score, same person?).
 
+        "Same person" is the strict answer (``rule.pair_threshold``); ``verify`` gives the
+        graded one. ``extra_cohort`` (e.g. the gallery's embeddings) joins the model's cohort.
+        """
+        result = self.verify(a, b, extra_cohort)
+        return result.score, result.normalised, result.same
+
+    def verify(self, a: np.ndarray, b: np.ndarray, extra_cohort: np.ndarray | None = None
+               ) -> Verification:
+        """1:1 rule on two embeddings (``[d]`` each), graded: "same person" from the rule's
+        ``pair_threshold``, "probably the same person - check" from its
+        ``pair_maybe_threshold``, else "different people" (see ``grade_pair``).
+
         ``extra_cohort`` (e.g. the gallery's embeddings) joins the model's cohort.
         """
         cohort = self.cohort if extra_cohort is None or len(extra_cohort) == 0 else np.concatenate(
             [self.cohort, np.asarray(extra_cohort, np.float64)])
         raw, norm = pair_score(a, b, cohort, self.rule)
-        return raw, norm, norm >= self.rule.pair_threshold
+        return Verification.graded(raw, norm, self.rule.pair_threshold,
+                                   self.rule.pair_maybe_threshold)
 
     def warm_up(self) -> None:
         """One forward pass so the first real query is not slowed by graph tracing."""

@@ -8,8 +8,11 @@ Landmarks are ``(x, y)`` float pixels; "left" means the left of the *image*
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+
+import numpy as np
 
 Box = tuple[int, int, int, int]
 Point = tuple[float, float]
@@ -84,22 +87,100 @@ class Match:
         return f"unknown - closest: {self.closest} ({self.percent}%), but {self.reason}"
 
 
+class Verdict(StrEnum):
+    """The answer of 1:1 verification, strongest first (the value is what people read)."""
+
+    SAME = "same person"
+    PROBABLY_SAME = "probably the same person - check"
+    DIFFERENT = "different people"
+
+
+def grade_pair(normalised: float, threshold: float, maybe_threshold: float | None = None) -> Verdict:
+    """The graded 1:1 answer for a normalised score (cohort standard deviations).
+
+    ``normalised >= threshold``: SAME; ``maybe_threshold <= normalised < threshold``:
+    PROBABLY_SAME; below (or NaN): DIFFERENT. Without ``maybe_threshold``, or when it is not
+    below ``threshold``, there is no "probably" band: two answers only.
+    """
+    if normalised >= threshold:
+        return Verdict.SAME
+    if maybe_threshold is not None and maybe_threshold < threshold and normalised >= maybe_threshold:
+        return Verdict.PROBABLY_SAME
+    return Verdict.DIFFERENT
+
+
 @dataclass(frozen=True)
 class Verification:
     """Whether two faces (or a face and an enrolled person) are the same person.
 
-    ``score``: cosine similarity (float64); ``normalised``: the same in cohort standard
-    deviations, compared with ``threshold`` (also normalised) to decide ``same``.
+    ``score``: cosine similarity (float64, -1..1); ``normalised``: the same in cohort
+    standard deviations, the number the decision is made on. ``threshold`` (normalised) is
+    what "same person" needs; ``maybe_threshold``, when set, is where "probably the same
+    person - check" starts (below it: "different people"). ``same`` is the strict answer
+    (``verdict is Verdict.SAME``), so a caller that acts on it never acts on a "probably".
+    ``verdict`` defaults to what ``same`` says.
+
+    ``note`` says which face was used when a photo showed several ("" otherwise);
+    ``faces`` are the faces used, one per photo, in the photos' order; ``face_counts`` how
+    many faces each photo showed; ``crops`` the aligned RGB uint8 crops of the faces used;
+    ``person`` the enrolled person a photo was checked against (``verify_person``).
     """
 
     same: bool
     score: float
     threshold: float
     normalised: float = 0.0
+    verdict: Verdict | None = None
+    maybe_threshold: float | None = None
+    note: str = ""
+    faces: tuple[DetectedFace, ...] = ()
+    face_counts: tuple[int, ...] = ()
+    crops: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
+    person: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict is None:
+            object.__setattr__(self, "verdict", Verdict.SAME if self.same else Verdict.DIFFERENT)
+        elif self.same != (self.verdict is Verdict.SAME):
+            raise ValueError(f"same={self.same} contradicts the verdict {self.verdict.value!r}")
+
+    @classmethod
+    def graded(cls, score: float, normalised: float, threshold: float,
+               maybe_threshold: float | None = None, *, note: str = "",
+               faces: tuple[DetectedFace, ...] = (), crops: tuple[np.ndarray, ...] = (),
+               person: str | None = None) -> Verification:
+        """The record for a pair scored ``normalised``, its verdict graded by ``grade_pair``."""
+        verdict = grade_pair(normalised, threshold, maybe_threshold)
+        return cls(same=verdict is Verdict.SAME, score=score, threshold=threshold,
+                   normalised=normalised, verdict=verdict, maybe_threshold=maybe_threshold,
+                   note=note, faces=faces, crops=crops, person=person)
 
     @property
     def percent(self) -> int:
+        """The cosine as a 0-100 figure. Not a probability and not the decision: two
+        different people often reach 50-60%; prefer ``explanation``."""
         return int(round(100 * min(max(self.score, 0.0), 1.0)))
+
+    @property
+    def explanation(self) -> str:
+        """The answer in a sentence for a teacher (no percentages: the cosine misleads)."""
+        if self.person is not None:
+            if self.same:
+                return (f"Same person: this face matches {self.person}'s enrolled photos as "
+                        "closely as photos of one person do.")
+            return (f"Not {self.person}, as far as the photos show: this face is not close "
+                    f"enough to {self.person}'s enrolled photos. A side view, a dark or a "
+                    "blurry photo can also do this; try a clear, frontal one.")
+        if self.verdict is Verdict.SAME:
+            return ("Same person: these two faces match as closely as two photos of one "
+                    "person do; photos of different people very rarely come this close.")
+        if self.verdict is Verdict.PROBABLY_SAME:
+            return ("Probably the same person, but check: the faces are close, yet people "
+                    "who merely look alike sometimes come this close. Compare the photos "
+                    "yourself, or try a clearer photo.")
+        return ("Different people: these two faces are not close enough to be one person. "
+                "A side view, a dark or a blurry photo can also do this; try a clear, frontal "
+                "one if you expected a match.")
 
 
 @dataclass(frozen=True)

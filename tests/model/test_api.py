@@ -9,7 +9,7 @@ import pytest
 
 from model.errors import ConsentRequiredError, MultipleFacesError, NoFaceError, UnknownPersonError
 from model.images import encode_jpeg, encode_png
-from model.records import Match
+from model.records import Match, Verdict, grade_pair
 
 pytestmark = pytest.mark.slow
 
@@ -101,8 +101,25 @@ def test_verify(attendance, astronaut, astronaut_jpeg):
     attendance.enroll_person("Eileen Collins", [astronaut_jpeg], consent=True)
     claimed = attendance.verify_person(astronaut, "eileen collins")
     assert claimed.same == (claimed.normalised >= claimed.threshold and claimed.score >= rule.min_cosine)
+    assert claimed.person == "Eileen Collins" and claimed.verdict in (Verdict.SAME, Verdict.DIFFERENT)
     if attendance.recognizer.trained:
         assert result.same and claimed.same
+
+
+def test_verify_uses_the_main_face_of_a_group_photo(attendance, two_astronauts, astronaut):
+    result = attendance.verify_faces(two_astronauts, astronaut)
+    assert result.note == "photo 1 has 2 faces; the largest, most central one was used."
+    assert result.face_counts == (2, 1)
+    # Two faces of one size: the right-hand copy's centre is nearer the middle (x 512).
+    assert result.faces[0].box[0] > two_astronauts.shape[1] // 2
+    assert result.verdict is grade_pair(result.normalised, result.threshold, result.maybe_threshold)
+    if attendance.recognizer.trained:
+        assert result.same
+    attendance.enroll_person("Eileen Collins", [astronaut], consent=True)
+    claimed = attendance.verify_person(two_astronauts, "Eileen Collins", label="group.jpg")
+    assert claimed.note.startswith("group.jpg has 2 faces;")
+    with pytest.raises(NoFaceError, match="photo 2: no face was found"):
+        attendance.verify_faces(astronaut, np.zeros((200, 200, 3), dtype=np.uint8))
 
 
 def test_identification_does_not_re_embed_the_gallery(attendance, astronaut_jpeg, astronaut):

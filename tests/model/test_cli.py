@@ -103,9 +103,28 @@ def test_enroll_identify_verify_people_remove(tmp_path, photos):
     verified = _run(data, "verify", "--json", str(photos["face"]), str(photos["face"]))
     assert verified.returncode == 0, verified.stderr
     result = json.loads(verified.stdout)
-    assert set(result) == {"same", "score", "normalised", "threshold"}
+    assert set(result) == {"verdict", "same", "score", "normalised", "threshold",
+                           "maybe_threshold", "note", "boxes"}
     assert result["same"] == (result["normalised"] >= result["threshold"])
+    assert result["same"] == (result["verdict"] == "same person")
+    assert result["verdict"] in ("same person", "probably the same person - check",
+                                 "different people")
     assert result["score"] == pytest.approx(1.0, abs=1e-4)  # a photo against itself
+    assert result["note"] == "" and len(result["boxes"]) == 2
+
+    # A group photo is answered for its main face, and the answer says so.
+    group = _run(data, "verify", str(photos["pair"]), str(photos["face"]))
+    assert group.returncode == 0, group.stderr
+    first, *rest = group.stdout.strip().splitlines()
+    assert first.split(" (")[0] in ("same person", "probably the same person - check",
+                                    "different people")
+    assert f"note: {photos['pair']} has 2 faces; the largest, most central one was used." in rest
+    claimed = _run(data, "verify", str(photos["pair"]), "--person", NAME, "--json")
+    assert claimed.returncode == 0, claimed.stderr
+    claim = json.loads(claimed.stdout)
+    assert claim["verdict"] in ("same person", "different people") and claim["maybe_threshold"] is None
+    assert "2 faces" in claim["note"]
+    _assert_user_error(_run(data, "verify", str(photos["blank"]), str(photos["face"])))
 
     people = _run(data, "people", "--json")
     assert people.returncode == 0, people.stderr
@@ -118,6 +137,16 @@ def test_enroll_identify_verify_people_remove(tmp_path, photos):
     for cache in (gallery / ".embeddings").glob("*.npz"):
         with np.load(cache) as saved:
             assert len(saved["keys"]) == 0
+
+
+def test_verify_help_documents_the_answers_and_exit_statuses(tmp_path):
+    result = _run(tmp_path / "data", "verify", "--help", network=False)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for words in ("probably the same person - check", "largest, most central face",
+                  "exit status", "0 an answer was printed", "2 a photo could not be read",
+                  "1 anything unexpected"):
+        assert words in text
 
 
 def test_roster_classes_and_import_refusals_need_no_network(tmp_path, astronaut_jpeg):

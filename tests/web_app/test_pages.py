@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from markdown_text import shown
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from model.school.attendance import AttendanceBook
@@ -139,8 +140,46 @@ def test_verify_two_photos(data_dir, lenient_engine, astronaut_png, astronaut_jp
     at.file_uploader(key="verify_b").set_value(("b.jpg", astronaut_jpg, "image/jpeg"))
     at.run()
     assert not at.exception, at.exception
-    assert "Same person" in texts(at, "success")
+    assert texts(at, "success").startswith("Same person: these two faces match")
+    assert "%" not in texts(at, "success")  # no raw similarity: it misleads
+    assert "same person from" in texts(at, "caption")
+    assert not at.info  # one face each: no note
     assert len(at.get("image")) == 2
+
+
+@pytest.mark.parametrize(("pair", "maybe", "kind", "words"), [
+    (1e9, -1e9, "warning", "Probably the same person, but check"),
+    (1e9, 1e9, "error", "Different people"),
+])
+def test_verify_grades_the_answer(data_dir, lenient_engine, astronaut_png, astronaut_jpg,
+                                  pair, maybe, kind, words):
+    from dataclasses import replace
+
+    rule = lenient_engine.recognizer.rule
+    lenient_engine.recognizer.rule = replace(rule, pair_threshold=pair, pair_maybe_threshold=maybe)
+    at = open_page("verify")
+    at.file_uploader(key="verify_a").set_value(("a.png", astronaut_png, "image/png"))
+    at.file_uploader(key="verify_b").set_value(("b.jpg", astronaut_jpg, "image/jpeg"))
+    at.run()
+    assert not at.exception, at.exception
+    assert texts(at, kind).startswith(words)
+    assert not at.success
+
+
+def test_verify_a_group_photo_uses_its_main_face(data_dir, lenient_engine, astronaut_png):
+    two = np.concatenate([np.asarray(Image.open(io.BytesIO(astronaut_png)))] * 2, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(two).save(buffer, format="PNG")
+    at = open_page("verify")
+    at.file_uploader(key="verify_a").set_value(("group.png", buffer.getvalue(), "image/png"))
+    at.file_uploader(key="verify_b").set_value(("a.png", astronaut_png, "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert "Same person" in texts(at, "success")
+    assert texts(at, "info") == "group.png has 2 faces; the largest, most central one was used."
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert "2 faces: the boxed one was compared" in captions
+    assert len(at.get("image")) == 3  # the two aligned faces and the group photo, boxed
 
 
 def test_verify_against_enrolled_person_and_anchor(data_dir, lenient_engine, astronaut_png, blank_png):

@@ -4,17 +4,27 @@ Is this person who they say? Who is this? (the teacher's: they reveal the galler
 The kiosk's modes compare only photos the visitor uploads. The modes that show enrolled
 names, an enrolled person's photo or the closest candidates for a stranger appear only
 to a browser that unlocked the teacher pages (or when no passcode is set).
+
+Two photos get a graded answer (same person / probably the same person - check / different
+people); a photo with several faces is answered for its largest, most central face, boxed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from model.errors import FaceAttendanceError
 from model.images import load_image
+from model.records import Verdict, Verification
 from web_app.common import (
+    COLOUR_KNOWN,
     UPLOAD_TYPES,
+    BoxLabel,
     draw_boxes,
     error_text,
     get_engine,
@@ -36,15 +46,35 @@ MODES = ("Two photos", "A photo and an enrolled person", "Which photo is the anc
 TEACHER_MODES = (MODES[1], MODES[3])
 
 
-def verdict(result) -> None:  # type: ignore[no-untyped-def]
-    if result.same:
-        st.success(f"**Same person** — similarity {result.percent}%.")
+def verdict(result: Verification) -> None:
+    """The graded answer in a sentence (green / amber / red), which face was used, and the
+    score against the thresholds as a small detail line."""
+    sentence = plain(result.explanation)
+    if result.verdict is Verdict.SAME:
+        st.success(sentence)
+    elif result.verdict is Verdict.PROBABLY_SAME:
+        st.warning(sentence)
     else:
-        st.error(f"**Different people** — similarity {result.percent}%, not close enough.")
-    st.caption(f"Similarity is the cosine of the two face embeddings (100% = identical). The "
-               f"decision compares it with how close each face comes to its look-alikes among "
-               f"other people: this pair is {result.normalised:+.1f} standard deviations from "
-               f"them, and the threshold for the same person is {result.threshold:+.1f}.")
+        st.error(sentence)
+    if result.note:
+        st.info(plain(result.note))
+    needs = f"same person from {result.threshold:+.1f}"
+    if result.maybe_threshold is not None and result.maybe_threshold < result.threshold:
+        needs += f", probably the same from {result.maybe_threshold:+.1f}"
+    st.caption(f"Score {result.normalised:+.1f}: how much closer these faces are than each "
+               f"comes to look-alikes among other people, in standard deviations ({needs}).")
+
+
+def show_faces(columns: Sequence[DeltaGenerator], images: Sequence[np.ndarray],
+               result: Verification, captions: Sequence[str]) -> None:
+    """Each face compared, aligned; a photo that showed several faces also appears whole,
+    with the face used boxed."""
+    for i, (column, image, caption) in enumerate(zip(columns, images, captions, strict=True)):
+        column.image(result.crops[i], width=FACE_WIDTH, caption=caption)
+        if result.face_counts[i] > 1:
+            boxed = draw_boxes(image, [BoxLabel(result.faces[i].box, "compared", COLOUR_KNOWN)])
+            column.image(boxed, width=FACE_WIDTH * 2,
+                         caption=f"{result.face_counts[i]} faces: the boxed one was compared")
 
 
 st.title("Verify")
@@ -66,12 +96,10 @@ try:
         second = right.file_uploader("Second photo", type=UPLOAD_TYPES, key="verify_b")
         if first is not None and second is not None:
             image_a, image_b = read_upload(first), read_upload(second)
-            # Align first: an error then names the file the teacher chose.
-            face_a = engine.aligned_face(image_a, label=first.name)
-            face_b = engine.aligned_face(image_b, label=second.name)
-            result = engine.verify_faces(image_a, image_b)
-            left.image(face_a, width=FACE_WIDTH, caption="First face (aligned)")
-            right.image(face_b, width=FACE_WIDTH, caption="Second face (aligned)")
+            # The file names label errors and notes ("b.jpg has 3 faces ...").
+            result = engine.verify_faces(image_a, image_b, labels=(first.name, second.name))
+            show_faces([left, right], [image_a, image_b], result,
+                       ["First face (aligned)", "Second face (aligned)"])
             verdict(result)
 
     elif mode == MODES[1] and admin:
@@ -83,10 +111,9 @@ try:
             person = st.selectbox("Enrolled person", people, key="verify_person_name")
             if photo is not None:
                 image = read_upload(photo)
-                face = engine.aligned_face(image, label=photo.name)
-                result = engine.verify_person(image, person)
+                result = engine.verify_person(image, person, label=photo.name)
                 left, right = st.columns(2)
-                left.image(face, width=FACE_WIDTH, caption="This photo (aligned)")
+                show_faces([left], [image], result, ["This photo (aligned)"])
                 paths = engine.gallery.image_paths(person)
                 if paths:
                     right.image(load_image(paths[0]), width=FACE_WIDTH,
