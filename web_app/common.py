@@ -417,7 +417,8 @@ def model_summary(recognizer) -> str:  # type: ignore[no-untyped-def]
     margin = f", and {rule.margin:.1f} ahead of the next person" if rule.margin > 0 else ""
     return (f"{what} (`{recognizer.architecture}`, version `{recognizer.version}`; a face is named "
             f"only when it stands out from look-alikes by {rule.name_threshold:.1f} cohort standard "
-            f"deviations or more{margin})")
+            f"deviations or more{margin}; on the live camera, only when all the frames of the face "
+            f"together reach {rule.track_threshold:.1f})")
 
 
 #: Model-card figures shown on the Home page: (label, section of ``card["figures"]``, key,
