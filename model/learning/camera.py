@@ -140,10 +140,10 @@ def live_jitter(crop: np.ndarray, rng: np.random.Generator, strength: float = 1.
     matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-6.0, 6.0) * s,
                                      1.0 + rng.uniform(-0.06, 0.06) * s)
     matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * size * s
-    x = cv2.warpAffine(np.ascontiguousarray(crop), matrix, (size, size),
-                       borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    x: np.ndarray = cv2.warpAffine(np.ascontiguousarray(crop), matrix, (size, size),
+                                   borderMode=cv2.BORDER_REFLECT).astype(np.float32)
     x = x * (1.0 + rng.uniform(-0.25, 0.25) * s) + rng.uniform(-25.0, 25.0) * s
     if rng.random() < s:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.3, 0.3 + 1.2 * s))
-    x = x + rng.normal(0.0, 5.0 * s, x.shape).astype(np.float32)
+    x = x + rng.normal(0.0, 5.0 * s, x.shape)
     return _jpeg(np.clip(x, 0, 255).astype(np.uint8), int(95 - 55 * s))

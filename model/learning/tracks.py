@@ -83,15 +83,14 @@ def frame_embeddings(embed: Callable[[np.ndarray], np.ndarray], crops: np.ndarra
     return flat.reshape(len(crops), jitters, -1)
 
 
-def make_tracks(sources: Sequence[Sequence[int]], frames: np.ndarray, length: int,
+def make_tracks(sources: Sequence[np.ndarray], frames: np.ndarray, length: int,
                 rng: np.random.Generator) -> np.ndarray:
     """Tracks ``[T, length, d]``: track ``t``'s frames drawn from the jittered versions
     (``frames[row]``) of up to ``PHOTOS_PER_TRACK`` of its ``sources`` rows."""
     jitters = frames.shape[1]
     out = np.zeros((len(sources), length, frames.shape[2]), np.float32)
     for t, rows in enumerate(sources):
-        rows = np.asarray(rows)
-        chosen = rng.choice(rows, min(PHOTOS_PER_TRACK, len(rows)), replace=False)
+        chosen = rng.choice(np.asarray(rows), min(PHOTOS_PER_TRACK, len(rows)), replace=False)
         pick = rng.choice(chosen, length)
         out[t] = frames[pick, rng.integers(0, jitters, length)]
     return out

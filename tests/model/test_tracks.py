@@ -96,7 +96,7 @@ def test_run_tracks_checks_in_students_at_their_first_named_frame_and_no_strange
 
 def test_make_tracks_draws_frames_from_a_tracks_own_photos():
     frames = np.arange(4 * 2 * 1, dtype=np.float32).reshape(4, 2, 1)  # photo r, jitter j -> 2r+j
-    tracks = make_tracks([[0], [2, 3]], frames, 12, np.random.default_rng(0))
+    tracks = make_tracks([np.array([0]), np.array([2, 3])], frames, 12, np.random.default_rng(0))
     assert tracks.shape == (2, 12, 1)
     assert set(tracks[0, :, 0].tolist()) <= {0.0, 1.0}
     assert set(tracks[1, :, 0].tolist()) <= {4.0, 5.0, 6.0, 7.0}

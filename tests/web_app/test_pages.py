@@ -258,7 +258,7 @@ def test_check_in_from_snapshot_and_live_page_renders(data_dir, lenient_engine, 
     assert not at.exception, at.exception
     # The live stream itself needs a browser (tests/web_app/test_browser.py); here the
     # page must render its instructions, or say why the camera cannot run in this process.
-    assert ("recognised in 3 frames in a row" in texts(at, "caption")
+    assert ("only on the evidence of all its frames together" in texts(at, "caption")
             or "live camera is unavailable" in texts(at, "error"))
 
 
