@@ -1,7 +1,9 @@
 """Shared fixtures of the app tests: a throw-away data folder and the astronaut photo.
 
-Faces in tests are only the public-domain astronaut (``skimage.data.astronaut()``,
-Eileen Collins, NASA) or synthetic images; never LFW or real students.
+Faces enrolled in tests are only the public-domain astronaut (``skimage.data.astronaut()``,
+Eileen Collins, NASA) or synthetic images, never real students. The one exception is the
+real-browser walk's never-enrolled stranger, an LFW DevTest photo read from
+``../shared/datasets/lfw`` at test time (never copied, never in a screenshot).
 """
 
 from __future__ import annotations
