@@ -190,6 +190,12 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lfw", type=Path, default=None, help="LFW folder (default: setting)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the DevTest figures")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    parser.add_argument("--look-alike-share", type=float, default=d.look_alike_share,
+                        help="share of each batch given to the teacher's nearest other-person photos "
+                             "(hard look-alike pairs for the relational term; 0-0.5)")
+    parser.add_argument("--init-from", type=Path, default=None, metavar="FILE.keras",
+                        help="continue training this saved student instead of starting from scratch")
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
@@ -203,7 +209,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     if not lfw.lfw_available(args.lfw):
         raise UserError(f"LFW not found in {args.lfw or lfw.lfw_dir()} (set FACEATT_LFW_DIR).")
     config = DistillConfig(input_size=args.input_size, width=args.width, batch_size=args.batch_size,
-                           time_budget_s=args.time_budget, seed=args.seed)
+                           time_budget_s=args.time_budget, seed=args.seed,
+                           learning_rate=args.learning_rate, look_alike_share=args.look_alike_share,
+                           init_from=str(args.init_from or ""))
     output = args.output or get_settings().models_dir / "student-lfw.keras"
     result = distill_model(config, output, lfw_root=args.lfw, evaluate=not args.no_evaluate,
                            checkpoint_dir=args.checkpoint_dir or lfw.cache_dir() / "checkpoints" / "distill",

@@ -430,6 +430,10 @@ CARD_FIGURES = (
     ("Class of 30: strangers accepted", "clean.identification_30x5", "false_accept_rate", "{:.1%}"),
     ("Poor camera: named", "shifted.identification_30x5", "named", "{:.1%}"),
     ("Poor camera: strangers", "shifted.identification_30x5", "false_accept_rate", "{:.1%}"),
+    ("Live camera: look-alike strangers checked in", "live_tracks.clean.class_30", "stranger_rate",
+     "{:.1%}"),
+    ("Live camera: students checked in within 2 s", "live_tracks.clean.class_30", "genuine_within_2s",
+     "{:.1%}"),
     ("This class, held-out: right person first", "held_out_after", "identification", "{:.1%}"),
 )
 

@@ -50,6 +50,14 @@ class DistillConfig:
         targets to a cosine of 0.9 has learned little but the cone. Centred, different
         people score ~0.0 and the same person ~0.7, and the student must learn the
         differences (pairsDevTest AUC of a half-trained student: 0.919 uncentred).
+    look_alike_share: share of each batch given to look-alikes: for a random photo already in
+        the batch, one of its ``LOOK_ALIKE_NEIGHBOURS`` nearest photos *of other people* by the
+        teacher. Random batches rarely hold two people who resemble each other, so the
+        relational term (and CosFace) almost never sees the pairs that matter at a kiosk;
+        these batches make it match the teacher exactly where the student confuses people.
+    init_from: a saved model (``.keras``) whose backbone starts the student instead of random
+        weights: training *continues* a student (the learning rate warms up and anneals again
+        over ``time_budget_s``). Empty: from scratch.
     """
 
     input_size: int = 96
@@ -66,6 +74,8 @@ class DistillConfig:
     time_budget_s: float = 3600.0
     center_teacher: bool = True
     seed: int = 0
+    look_alike_share: float = 0.0
+    init_from: str = ""
 
     # _Checkpoint reads these two names.
     @property
@@ -133,15 +143,53 @@ def build_distill_trainer(config: DistillConfig, num_classes: int) -> Any:
     return model
 
 
+#: Look-alikes kept per photo for ``look_alike_share`` (nearest other-person photos by the teacher).
+LOOK_ALIKE_NEIGHBOURS = 8
+
+
+def look_alike_neighbours(targets: np.ndarray, labels: np.ndarray, k: int = LOOK_ALIKE_NEIGHBOURS,
+                          chunk: int = 1024) -> np.ndarray:
+    """For every photo, its ``k`` nearest photos of *other* people by the teacher's
+    (unit) embeddings: int64 ``[n, k]``."""
+    t = np.asarray(targets, np.float32)
+    k = max(1, min(k, len(t) - 1))
+    out = np.zeros((len(t), k), np.int64)
+    for start in range(0, len(t), chunk):
+        sims = t[start:start + chunk] @ t.T
+        sims[labels[start:start + chunk, None] == labels[None, :]] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
+        out[start:start + chunk] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
 class _Batches:
-    """Shuffled, augmented batches from a background thread: ((image, teacher, label), dummy)."""
+    """Shuffled, augmented batches from a background thread: ((image, teacher, label), dummy).
+
+    With ``neighbours`` (``look_alike_neighbours``) a ``config.look_alike_share`` of each
+    batch is look-alikes of the batch's other photos."""
 
     def __init__(self, crops: np.ndarray, targets: np.ndarray, labels: np.ndarray,
-                 config: DistillConfig, epoch: int) -> None:
+                 config: DistillConfig, epoch: int, neighbours: np.ndarray | None = None) -> None:
         self.crops, self.targets, self.labels = crops, targets, labels
         self.config = config
         self.rng = np.random.default_rng(config.seed * 1000 + epoch)
-        self.steps = len(crops) // config.batch_size
+        self.neighbours = neighbours
+        hard = self._hard() if neighbours is not None else 0
+        self.steps = len(crops) // (config.batch_size - hard)  # every photo seeds one batch an epoch
+
+    def _hard(self) -> int:
+        return int(round(self.config.batch_size * min(max(self.config.look_alike_share, 0.0), 0.5)))
+
+    def _rows(self, order: np.ndarray, step: int) -> np.ndarray:
+        bs = self.config.batch_size
+        if self.neighbours is None or self.config.look_alike_share <= 0:
+            return order[step * bs:(step + 1) * bs]
+        hard = self._hard()
+        seeds = order[step * (bs - hard):(step + 1) * (bs - hard)]
+        anchors = self.rng.choice(seeds, hard)
+        picks = self.neighbours[anchors, self.rng.integers(0, self.neighbours.shape[1], hard)]
+        return np.concatenate([seeds, picks])
 
     def _make(self, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         import cv2
@@ -161,8 +209,7 @@ class _Batches:
 
         def work() -> None:
             for step in range(self.steps):
-                bs = self.config.batch_size
-                out.put(self._make(order[step * bs:(step + 1) * bs]))
+                out.put(self._make(self._rows(order, step)))
             out.put(None)
 
         threading.Thread(target=work, daemon=True).start()
@@ -186,6 +233,9 @@ def distill_student(crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, 
     checkpoint = _Checkpoint(Path(checkpoint_dir) if checkpoint_dir else None, config)  # type: ignore[arg-type]
     num_classes = int(labels.max()) + 1
     model, start, spent, history = checkpoint.resume_or(lambda: build_distill_trainer(config, num_classes))
+    if start == 0 and config.init_from:
+        _start_from(model.get_layer("backbone"), config.init_from)
+    neighbours = look_alike_neighbours(targets, labels) if config.look_alike_share > 0 else None
     history.setdefault("seconds", [])
     epoch = start
     started = time.monotonic()
@@ -194,7 +244,7 @@ def distill_student(crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, 
         if elapsed >= config.time_budget_s:
             break
         losses = []
-        for inputs, dummy in _Batches(crops, targets, labels, config, epoch):
+        for inputs, dummy in _Batches(crops, targets, labels, config, epoch, neighbours):
             elapsed = spent + time.monotonic() - started
             fraction = min(elapsed / config.time_budget_s, 1.0)
             # Warm-up over the first 5% of the budget (at most two minutes).
@@ -213,6 +263,14 @@ def distill_student(crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, 
             progress(epoch, history["loss"][-1], seconds,
                      f"epoch {epoch} loss {history['loss'][-1]:.4f} ({seconds:.0f} s)")
     return model.get_layer("backbone"), history
+
+
+def _start_from(backbone: Any, path: str) -> None:
+    """Copy the backbone weights of the saved model at ``path`` into ``backbone``."""
+    import keras  # the custom layers are registered: ``model.network`` is imported above
+
+    saved = keras.saving.load_model(path, compile=False)
+    backbone.set_weights(saved.get_layer("embedding").get_layer("backbone").get_weights())
 
 
 # ------------------------------------------------------------------ data split

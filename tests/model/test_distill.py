@@ -80,3 +80,49 @@ def test_distill_a_handful_of_lfw_photos(lfw_dir, tmp_path):
     assert "dlib" in result.card["training"]["teacher"]
     emb = recognizer.embed(aligned.crops[:3])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+
+
+def test_look_alike_neighbours_are_the_nearest_photos_of_other_people():
+    from model.learning.distill import look_alike_neighbours
+
+    targets = np.array([[1.0, 0.0], [0.99, 0.14], [0.9, 0.44], [0.0, 1.0], [0.1, 0.99]], np.float32)
+    labels = np.array([0, 0, 1, 2, 2])
+    near = look_alike_neighbours(targets, labels, k=2, chunk=2)
+    assert near.shape == (5, 2)
+    assert near[0].tolist() == [2, 4]  # never photo 1: the same person
+    assert near[3].tolist() == [2, 1]
+    assert all(labels[j] != labels[i] for i in range(5) for j in near[i])
+
+
+def test_look_alike_batches_mix_seeds_and_their_look_alikes():
+    from model.learning.distill import DistillConfig, _Batches
+
+    labels = np.arange(40) // 2
+    config = DistillConfig(batch_size=8, look_alike_share=0.25, input_size=16)
+    neighbours = (np.arange(40)[:, None] + np.array([[2, 4]])) % 40
+    batches = _Batches(np.zeros((40, 112, 112, 3), np.uint8), np.zeros((40, 4), np.float32), labels,
+                       config, 0, neighbours)
+    assert batches.steps == 40 // 6  # every photo seeds a batch once an epoch
+    order = np.random.default_rng(1).permutation(40)
+    rows = batches._rows(order, 0)
+    assert len(rows) == 8 and rows[:6].tolist() == order[:6].tolist()
+    assert all(any(r in neighbours[s] for s in rows[:6]) for r in rows[6:])  # look-alikes of seeds
+
+
+@pytest.mark.slow
+def test_a_student_can_continue_from_a_saved_model(tmp_path):
+    """``init_from``: the trainer's backbone starts with the saved student's weights."""
+    from model import network
+    from model.learning.distill import DistillConfig, _start_from, build_distill_trainer
+
+    config = DistillConfig(input_size=32, width=8)
+    saved_backbone = network.build_compact_backbone(32, 128, 8)
+    siamese = network.build_cosine_siamese(network.build_student_embedding(saved_backbone),
+                                           np.zeros((2, 128), np.float32))
+    path = tmp_path / "student.keras"
+    siamese.save(path)
+    trainer = build_distill_trainer(config, 3)
+    _start_from(trainer.get_layer("backbone"), str(path))
+    for mine, theirs in zip(trainer.get_layer("backbone").get_weights(), saved_backbone.get_weights(),
+                            strict=True):
+        np.testing.assert_array_equal(mine, theirs)
