@@ -55,8 +55,9 @@ def frame_embeddings(embed: Callable[[np.ndarray], np.ndarray], crops: np.ndarra
                      batch: int = 512) -> np.ndarray:
     """``jitters`` live-camera versions of each aligned crop, embedded: float32 ``[n, J, d]``.
 
-    Each version gets its own random strength (0.2-1); ``shifted`` also passes it through
-    the shifted classroom camera with the face 0.8-1.25 times the benchmark's size.
+    Each version gets its own random strength (0.2-1), and every other one is mirrored, as
+    the live page embeds them (``web_app.live``); ``shifted`` also passes it through the
+    shifted classroom camera with the face 0.8-1.25 times the benchmark's size.
     """
     from model.learning.camera import FACE_CROP, SHIFT_CROP_SIDE, live_jitter, shifted_camera
 
@@ -70,8 +71,10 @@ def frame_embeddings(embed: Callable[[np.ndarray], np.ndarray], crops: np.ndarra
             pending.clear()
 
     for crop in crops:
-        for _ in range(jitters):
+        for j in range(jitters):
             frame = live_jitter(crop, rng, rng.uniform(0.2, 1.0))
+            if j % 2:
+                frame = frame[:, ::-1]  # the live page mirrors every other frame of a track
             if shifted:
                 frame = shifted_camera(frame, seed=int(rng.integers(1 << 30)),
                                        scale=SHIFT_CROP_SIDE / FACE_CROP * rng.uniform(0.8, 1.25))

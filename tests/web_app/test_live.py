@@ -97,6 +97,7 @@ class FakeEngine:
 
     def embed_crops(self, crops):
         self.embedded += len(crops)
+        self.crops = getattr(self, "crops", []) + list(crops)
         return np.ones((len(crops), 4), np.float32) / 2, "v1"
 
     def identify_tracks(self, fused, frames, faces, version=None):
@@ -186,6 +187,19 @@ def test_a_stranger_who_stays_is_never_named_and_costs_less_after_the_first_two_
     engine.detector.present = True
     processor.process(FRAME)
     assert engine.frames_seen[-1] == 1  # a new track starts its evidence from nothing
+
+
+def test_every_other_frame_of_a_track_is_embedded_mirrored(tmp_path, monkeypatch):
+    import web_app.live as live
+
+    crop = np.arange(112 * 112 * 3, dtype=np.uint32).reshape(112, 112, 3).astype(np.uint8)
+    monkeypatch.setattr(live, "align_face", lambda image, face: crop)
+    engine = FakeEngine(min_frames=10)
+    processor = LiveCheckInProcessor(engine, AttendanceBook(tmp_path / "a.sqlite3"), CheckInTracker(1))
+    for _ in range(4):
+        processor.process(FRAME)
+    assert [np.array_equal(c, crop) for c in engine.crops] == [True, False, True, False]
+    assert np.array_equal(engine.crops[1], crop[:, ::-1])  # the same face, mirrored
 
 
 class FakeFrame:
