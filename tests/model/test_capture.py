@@ -273,8 +273,10 @@ def test_a_still_astronaut_is_kept_once_and_other_views_of_her_are_kept(detector
     # A tilted head is the same view once aligned: still a repeat.
     tilted = _views(detector, trained, [_rotated_image(astronaut, 20.0)])
     assert views.offer(*tilted[0]) == SAME_AS_KEPT
-    # Her mirror image and a turned photo are new views; each only once.
-    others = _views(detector, trained, [astronaut[:, ::-1].copy(), _turned(astronaut, 0.3)])
+    # Her head turned one way and the other are new views; each only once. (Her mirror image
+    # is not asked about: a frontal face's mirror is nearly the same view, and the shipped
+    # network, trained on mirrored faces, scores it 0.887, on the threshold.)
+    others = _views(detector, trained, [_turned(astronaut, -0.3), _turned(astronaut, 0.3)])
     assert [views.offer(e, lm) for e, lm in others] == [None, None]
     assert [views.offer(e, lm) for e, lm in others] == [SAME_AS_KEPT, SAME_AS_KEPT]
     assert views.kept == 3
