@@ -349,6 +349,17 @@ class GalleryIndex:
         return out
 
 
+def would_name(normalised: np.ndarray, second: np.ndarray, raw: np.ndarray, threshold: float | np.ndarray,
+               margin: float, min_cosine: float) -> np.ndarray:
+    """The rule's naming condition elementwise over arrays of decisions (calibration sweeps
+    thresholds over many at once): the best person's normalised score reaches ``threshold``,
+    leads the runner-up (``second``; NaN or -inf: none) by ``margin``, and its cosine
+    ``raw`` reaches ``min_cosine``. ``GalleryIndex.decide`` applies the same three tests one
+    face at a time, with the reason for the first that fails."""
+    runner_up = np.nan_to_num(second, nan=-np.inf)
+    return (normalised >= threshold) & (normalised - runner_up >= margin) & (raw >= min_cosine)
+
+
 def pair_score(a: np.ndarray, b: np.ndarray, cohort: np.ndarray, rule: MatchRule) -> tuple[float, float]:
     """1:1: (raw cosine, S-normed score) of two embeddings against the cohort (``pair_scores``
     for one pair)."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from model.core.matching import GalleryIndex, MatchRule
+from model.core.matching import GalleryIndex, MatchRule, would_name
 
 # ------------------------------------------------------------------- metrics
 
@@ -223,44 +223,45 @@ def calibrate_rule(
     seed: int = 0,
     top_ks: Sequence[int] = TOP_KS,
 ) -> tuple[MatchRule, dict[str, Any]]:
-    """``_calibrate_at_top_k`` for each ``top_k`` of ``top_ks``; the one naming most of the
-    held-out classes at ``far_target`` wins (its record says what each named)."""
-    base = base or MatchRule()
-    tried = [
-        _calibrate_at_top_k(embeddings, names, cohort, base=replace(base, top_k=k), class_size=class_size,
-                            draws=draws, far_target=far_target, seed=seed)
-        for k in top_ks
-    ]
-    rule, record = max(tried, key=lambda t: (t[1].get("named", 0.0), -t[0].top_k))
-    return rule, {**record, "top_k": rule.top_k,
-                  "named_by_top_k": {str(r.top_k): rec.get("named") for r, rec in tried}}
-
-
-def _calibrate_at_top_k(
-    embeddings: np.ndarray,
-    names: np.ndarray,
-    cohort: np.ndarray,
-    *,
-    base: MatchRule | None = None,
-    class_size: int = 30,
-    draws: int = 10,
-    far_target: float = CALIBRATION_FAR,
-    seed: int = 0,
-) -> tuple[MatchRule, dict[str, Any]]:
     """Choose the rule's thresholds on held-out people (never on the test people).
 
     - ``pair_threshold``: the lowest S-normed pair score that at most ``PAIR_FAR`` of random
       different-person pairs reach ("same person"); ``pair_maybe_threshold``: the
       accuracy-optimal point on every same-person pair of ``names`` and as many different
       ones ("probably the same person - check" between the two).
-    - ``name_threshold`` and ``margin``: classes of ``class_size`` people with >= 6 photos
-      (5 enrolled), everyone else a stranger; for each margin, the lowest threshold that
-      keeps strangers at ``far_target`` (mean over draws); the margin naming most wins.
+    - ``top_k``, ``name_threshold`` and ``margin``: classes of ``class_size`` people with >= 6
+      photos (5 enrolled), everyone else a stranger; for each ``top_k`` of ``top_ks`` and each
+      margin, the lowest threshold that keeps strangers at ``far_target`` (mean over draws);
+      the choice naming most wins (the record says what each ``top_k`` named).
     Returns the rule and a record of how it was chosen (for the model card).
     """
+    base = base or MatchRule()
+    pair_threshold, maybe_threshold, pair_record = _calibrate_pairs(embeddings, names, cohort, base, seed)
+    base = replace(base, pair_threshold=pair_threshold, pair_maybe_threshold=maybe_threshold)
+    people, counts = np.unique(names, return_counts=True)
+    eligible = people[counts >= 6].tolist()
+    size = min(class_size, len(eligible))
+    record: dict[str, Any] = {"people": int(len(people)), "photos": int(len(names)), "class_size": size}
+    if size < 2:  # too few people to form a class: keep the base rule's naming numbers
+        return base, {**record, "note": "too few people with >= 6 photos to calibrate naming",
+                      **pair_record}
+    tried = [
+        _calibrate_naming(embeddings, names, cohort, replace(base, top_k=k), eligible, size, draws,
+                          far_target, seed)
+        for k in top_ks
+    ]
+    rule, named, far = max(tried, key=lambda t: (t[1], -t[0].top_k))
+    return rule, {**record, "draws": draws, "far_target": far_target, "named": round(named, 4),
+                  "false_accepts": round(far, 4), **pair_record, "top_k": rule.top_k,
+                  "named_by_top_k": {str(r.top_k): round(n, 4) for r, n, _ in tried}}
+
+
+def _calibrate_pairs(embeddings: np.ndarray, names: np.ndarray, cohort: np.ndarray, base: MatchRule,
+                     seed: int) -> tuple[float, float, dict[str, Any]]:
+    """(pair threshold, "probably" threshold, record) on every same-person pair of ``names``
+    and as many random different-person pairs."""
     from model.core.matching import pair_scores
 
-    base = base or MatchRule()
     rng = np.random.default_rng(seed)
     same_a, same_b = [], []
     for name in np.unique(names):
@@ -283,7 +284,7 @@ def _calibrate_at_top_k(
     allowed = int(np.floor(PAIR_FAR * len(different)))
     pair_threshold = float(different[allowed]) + 1e-6 if allowed < len(different) else maybe_threshold
     pair_threshold = max(pair_threshold, maybe_threshold)
-    pair_record = {
+    return pair_threshold, maybe_threshold, {
         "pair_accuracy": round(pair_accuracy, 4),
         "pairs": int(len(same)),
         "pair_far_target": PAIR_FAR,
@@ -291,18 +292,12 @@ def _calibrate_at_top_k(
         "pair_different_accepted": round(float(np.mean(pair_norm[same == 0] >= pair_threshold)), 4),
     }
 
-    people, counts = np.unique(names, return_counts=True)
-    eligible = people[counts >= 6].tolist()
-    size = min(class_size, len(eligible))
-    if size < 2:  # too few people to form a class: keep the base rule's naming numbers
-        rule = replace(base, pair_threshold=pair_threshold, pair_maybe_threshold=maybe_threshold)
-        return rule, {
-            "people": int(len(people)),
-            "photos": int(len(names)),
-            "class_size": size,
-            "note": "too few people with >= 6 photos to calibrate naming",
-            **pair_record,
-        }
+
+def _calibrate_naming(embeddings: np.ndarray, names: np.ndarray, cohort: np.ndarray, base: MatchRule,
+                      eligible: list[str], size: int, draws: int, far_target: float,
+                      seed: int) -> tuple[MatchRule, float, float]:
+    """(``base`` with its naming threshold and margin chosen, share named, strangers accepted)
+    for ``base.top_k``."""
     open_rule = replace(base, name_threshold=-np.inf, margin=0.0)
     records = []  # per draw: (genuine best/second/raw/right, stranger best/second/raw, adaptive thr)
     for d, chosen in enumerate(class_draws(eligible, size, draws, seed)):
@@ -326,17 +321,10 @@ def _calibrate_at_top_k(
         nameds = np.zeros(len(grid))
         for gen_arr, imp_arr, adaptive in records:
             thr = np.maximum(grid, adaptive)[:, None]
-            ok_imp = (
-                (imp_arr[None, :, 0] >= thr)
-                & (imp_arr[None, :, 0] - np.nan_to_num(imp_arr[None, :, 1], nan=-np.inf) >= margin)
-                & (imp_arr[None, :, 2] >= base.min_cosine)
-            )
-            ok_gen = (
-                (gen_arr[None, :, 0] >= thr)
-                & (gen_arr[None, :, 0] - np.nan_to_num(gen_arr[None, :, 1], nan=-np.inf) >= margin)
-                & (gen_arr[None, :, 2] >= base.min_cosine)
-                & (gen_arr[None, :, 3] > 0)
-            )
+            ok_imp = would_name(imp_arr[None, :, 0], imp_arr[None, :, 1], imp_arr[None, :, 2], thr, margin,
+                                base.min_cosine)
+            ok_gen = would_name(gen_arr[None, :, 0], gen_arr[None, :, 1], gen_arr[None, :, 2], thr, margin,
+                                base.min_cosine) & (gen_arr[None, :, 3] > 0)
             fars += ok_imp.mean(axis=1) / len(records)
             nameds += ok_gen.mean(axis=1) / len(records)
         feasible = np.flatnonzero(fars <= far_target)
@@ -348,19 +336,7 @@ def _calibrate_at_top_k(
     if best_choice is None:
         best_choice = (float(grid[-1]), MARGINS[-1], 0.0, 0.0)
     threshold, margin, named, far = best_choice
-    rule = replace(base, name_threshold=threshold, margin=margin, pair_threshold=pair_threshold,
-                   pair_maybe_threshold=maybe_threshold)
-    record = {
-        "people": int(len(people)),
-        "photos": int(len(names)),
-        "class_size": size,
-        "draws": draws,
-        "far_target": far_target,
-        "named": round(named, 4),
-        "false_accepts": round(far, 4),
-        **pair_record,
-    }
-    return rule, record
+    return replace(base, name_threshold=threshold, margin=margin), named, far
 
 
 def calibrate_recognizer(recognizer: Any, crops: np.ndarray, names: np.ndarray, *, seed: int = 0,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from model.core.matching import GalleryIndex, MatchRule
+from model.core.matching import GalleryIndex, MatchRule, would_name
 from model.school.checkin import TrackEvidence
 
 #: Frames a stranger track lasts: a minute in front of the kiosk, as the live page looks at a
@@ -145,8 +145,8 @@ def track_scores(index: GalleryIndex, tracks: np.ndarray) -> dict[str, np.ndarra
 def _named(scores: dict[str, np.ndarray], rule: MatchRule, threshold: float, min_frames: int) -> np.ndarray:
     """``[T, L]``: would the rule name the track's best person at this frame?"""
     steps = np.arange(1, scores["normalised"].shape[1] + 1)[None, :]
-    return ((scores["normalised"] >= threshold) & (scores["raw"] >= rule.min_cosine)
-            & (scores["normalised"] - scores["second"] >= rule.margin) & (steps >= min_frames))
+    return would_name(scores["normalised"], scores["second"], scores["raw"], threshold, rule.margin,
+                      rule.min_cosine) & (steps >= min_frames)
 
 
 @dataclass
