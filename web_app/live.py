@@ -248,13 +248,14 @@ class LiveCheckInProcessor:
     A named track checks its person in at once (the evidence is already many frames).
     """
 
-    def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker, *,
+    def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker | None = None, *,
                  only_open_session: bool = False) -> None:
         # ``engine`` may be a Future of one still loading (``web_app.loading``): the video
         # then plays at once and the first frame waits for the engine in the worker.
         self.source = engine
         self.book = book
-        self.tracker = tracker
+        # By default a named track checks in at once: its evidence already holds many frames.
+        self.tracker = tracker if tracker is not None else CheckInTracker(1)
         self.only_open_session = only_open_session
         self._faces: FaceTracker | None = None
         self.evidence = TrackEvidence()

@@ -14,7 +14,6 @@ import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
-from model.school.checkin import CheckInTracker
 from model.settings import get_settings
 from web_app.common import (
     RTC_CONFIGURATION,
@@ -199,8 +198,7 @@ if mode == "Live camera":
     kept = st.session_state.get("checkin_processor")
     # One processor per browser session and engine load (a new data folder, a new one).
     if not (isinstance(kept, tuple) and kept[0] is loading and kept[1].book is book):
-        kept = (loading, LiveCheckInProcessor(loading, book, CheckInTracker(1),
-                                              only_open_session=True))
+        kept = (loading, LiveCheckInProcessor(loading, book, only_open_session=True))
         st.session_state["checkin_processor"] = kept
     processor: LiveCheckInProcessor = kept[1]
     processor.start_session(session_id)

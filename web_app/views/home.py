@@ -91,7 +91,7 @@ st.markdown(
     "5–10 photos from the camera while they turn their head a little (or upload photos).\n"
     "2. Optionally **Train**: fine-tune the network on your class for better accuracy.\n"
     "3. **Check-in**: the teacher starts (opens) a session of a class, then students look at the "
-    "live camera. A person is checked in after being recognised in several frames in a row, "
-    "once per session.\n"
+    "live camera. A face is named, and checked in once per session, only on the evidence of "
+    "its frames together (\"checking...\" until then), so one lucky frame never names a look-alike.\n"
     "4. **Attendance**: the register of each session (present, late, absent), corrections by "
     "hand, a CSV per session or over a date range.")
