@@ -124,3 +124,23 @@ def test_a_class_from_a_zip_and_a_roster_to_its_register(zip_of, data_dir, lenie
     assert [c.split(" ", 2)[2] for c in grid.columns[:2]] == ["Tuesday", "Monday"]
     assert grid.loc[PERSON].tolist()[:4] == ["late", "present", 2, 2]
     assert grid.loc["Alan Turing (T-1)"].tolist()[:3] == ["present", "absent", 1]
+
+
+def test_an_absent_students_score_is_blank_not_none(data_dir, downloads):
+    # Issue 17: the register showed the word "None" as every absent student's score.
+    book = AttendanceBook(data_dir / "attendance.sqlite3")
+    maths = book.create_class("Maths 7B")
+    book.add_to_roster(maths.id, [PERSON, "Grace Hopper"])
+    session = book.start_session("Monday", class_id=maths.id, open_it=True)
+    book.check_in(session.id, PERSON, score=0.93, how="live")
+
+    at = open_page("attendance")
+    register = at.dataframe[0].value
+    assert dict(zip(register["Name"], register["Score"], strict=True)) == {
+        PERSON: "0.930", "Grace Hopper": ""}
+
+    session_csv = next(data for name, data in downloads.items() if "monday" in name)
+    rows = pd.read_csv(io.BytesIO(session_csv), encoding="utf-8-sig", dtype=str,
+                       keep_default_na=False).set_index("person")
+    assert rows.loc["Grace Hopper", "score"] == ""
+    assert rows.loc[PERSON, "score"] == "0.93"

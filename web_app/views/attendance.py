@@ -14,6 +14,8 @@ from model.school.classes import ABSENT, LATE, PRESENT, STATUSES
 from web_app.common import error_text, get_engine, plain, require_admin
 
 STATUS_WORDS = {PRESENT: "Present", LATE: "Late", ABSENT: "Absent"}
+#: How a check-in's similarity score is shown in the register.
+SCORE_FORMAT = "{:.3f}"
 #: How long back the date-range export looks by default.
 DEFAULT_RANGE_DAYS = 30
 
@@ -25,7 +27,9 @@ def file_slug(*parts: str) -> str:
 
 
 def register_frame(register) -> pd.DataFrame:  # type: ignore[no-untyped-def]
-    """A register's rows (or visitors) as a table for people."""
+    """A register's rows (or visitors) as a table for people. The score is text: an
+    absent student (or a hand-made mark) has none, and a number column would show the
+    word "None" where a teacher expects a blank cell."""
     rows = register if isinstance(register, list) else register.rows
     return pd.DataFrame({
         "Name": [r.person for r in rows],
@@ -33,7 +37,7 @@ def register_frame(register) -> pd.DataFrame:  # type: ignore[no-untyped-def]
         "Checked in at": [r.checked_at.strftime("%H:%M:%S") if r.checked_at else ""
                           for r in rows],
         "How": [r.how or "" for r in rows],
-        "Score": [r.score for r in rows],
+        "Score": [SCORE_FORMAT.format(r.score) if r.score is not None else "" for r in rows],
     })
 
 
@@ -92,8 +96,7 @@ else:
     c.metric(f"Late (after {chosen_class.late_after_min:g} min)", late)
     d.metric("Absent", absent)
     if register.rows:
-        st.dataframe(register_frame(register), hide_index=True, width="stretch",
-                     column_config={"Score": st.column_config.NumberColumn(format="%.3f")})
+        st.dataframe(register_frame(register), hide_index=True, width="stretch")
     else:
         st.caption("Nobody is on this class's roster: add students on the **Classes** page.")
     if register.visitors:
