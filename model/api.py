@@ -196,7 +196,8 @@ class FaceAttendance:
         self._model_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._index: tuple[object, object, GalleryIndex] | None = None
-        self.book = AttendanceBook(settings.attendance_db)
+        self._book_lock = threading.Lock()
+        self._book: AttendanceBook | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, gallery_dir: str | Path | None = None,
@@ -211,9 +212,27 @@ class FaceAttendance:
                                  max_side=settings.max_detection_side)
         recognizer = load_recognizer(model_path, settings)
         engine = cls(detector, recognizer, gallery, settings)
-        # A book from the single-class version: everyone enrolled joins its one class.
-        engine.book.adopt_enrolled(p.name for p in gallery.people())
+        if settings.attendance_db.exists():
+            # It may be a book of the single-class version: opening it finishes its
+            # upgrade now, before a page reads it, as it did when every start opened it.
+            engine._open_book()
         return engine
+
+    @property
+    def book(self) -> AttendanceBook:
+        """The attendance book (``settings.attendance_db``), opened on first use: the file
+        is made only by what uses the register (classes, sessions, check-ins), never by
+        enrolling, identifying or verifying alone."""
+        return self._open_book()
+
+    def _open_book(self) -> AttendanceBook:
+        with self._book_lock:
+            if self._book is None:
+                book = AttendanceBook(self.settings.attendance_db)
+                # A book from the single-class version: everyone enrolled joins its one class.
+                book.adopt_enrolled(p.name for p in self.gallery.people())
+                self._book = book
+            return self._book
 
     def warm_up(self) -> None:
         """Trace the detector and network once so the first user does not wait."""

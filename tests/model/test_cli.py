@@ -2,7 +2,8 @@
 
 Each command that needs the network loads TensorFlow (~5 s), so each flow is one
 test that runs its commands in order (enroll, identify, verify, list and remove; import,
-rename and list the classes).
+rename and list the classes). Flows that only check exit statuses and files run the
+commands in this process (``_main``), loading TensorFlow once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.cli import EXIT_OK, main
 from model.images import encode_jpeg, encode_png
+from model.school.attendance import AttendanceBook
 from model.settings import ENV_DATA_DIR, ENV_GALLERY, REPO_ROOT
 
 NAME = "Eileen Collins"
@@ -36,6 +39,16 @@ def _run(data_dir: Path, *args: str, network: bool = True) -> subprocess.Complet
     command = ["-m", "model"] if network else ["-c", _WITHOUT_TENSORFLOW]
     return subprocess.run([sys.executable, *command, *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str | Path) -> int:
+    """Run a command in this process with ``data_dir`` as the data folder; its exit status.
+
+    ``--gallery`` sets the gallery's variable in this process's environment, so it is put
+    back (by ``monkeypatch``) after the test."""
+    monkeypatch.setenv(ENV_DATA_DIR, str(data_dir))
+    monkeypatch.setenv(ENV_GALLERY, str(data_dir / "gallery"))
+    return main([str(a) for a in args])
 
 
 def _assert_user_error(result: subprocess.CompletedProcess[str]) -> None:
@@ -268,3 +281,36 @@ def test_import_rename_classes(tmp_path, astronaut, astronaut_jpeg):
     assert listed.returncode == 0, listed.stderr
     assert [(c["name"], c["roster"]) for c in json.loads(listed.stdout)["classes"]] == [
         ("Maths 7B", ["Eileen M. Collins (S-1)"])]
+
+
+@pytest.fixture
+def three_good_photos(tmp_path, astronaut, astronaut_jpeg) -> list[Path]:
+    """Three different photos of the astronaut: as taken, mirrored, brighter."""
+    mirrored, brighter = tmp_path / "mirrored.png", tmp_path / "brighter.png"
+    mirrored.write_bytes(encode_png(np.ascontiguousarray(astronaut[:, ::-1])))
+    brighter.write_bytes(encode_png(np.clip(astronaut.astype(int) + 30, 0, 255).astype(np.uint8)))
+    return [astronaut_jpeg, mirrored, brighter]
+
+
+@pytest.mark.slow
+def test_commands_off_the_register_never_make_the_attendance_book(tmp_path, monkeypatch,
+                                                                  photos, three_good_photos):
+    # Issue 17: any command made <data>/attendance.sqlite3, even with --gallery elsewhere.
+    data, gallery = tmp_path / "data", tmp_path / "elsewhere"
+    book = data / "attendance.sqlite3"
+    face = photos["face"]
+    for command in (["enroll", "--name", NAME, "--consent", *three_good_photos],
+                    ["identify", face], ["verify", face, face], ["verify", face, "--person", NAME],
+                    ["people"], ["classes"]):
+        assert _main(monkeypatch, data, *command, "--gallery", gallery) == EXIT_OK, command
+        assert not book.exists(), f"{command[0]} made the attendance book"
+    assert (gallery / NAME).is_dir()
+
+    # A command that uses the register still makes the book and writes to it.
+    folders = tmp_path / "photos"
+    (folders / "Eileen_Collins").mkdir(parents=True)
+    (folders / "Eileen_Collins" / "1.jpg").write_bytes(face.read_bytes())
+    assert _main(monkeypatch, data, "import", folders, "--consent", "--class", "Maths 7B",
+                 "--gallery", gallery) == EXIT_OK
+    maths = AttendanceBook(book).find_class("Maths 7B")
+    assert maths is not None and AttendanceBook(book).roster(maths.id) == [NAME]
