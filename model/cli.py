@@ -2,6 +2,8 @@
 
 Exit codes: 0 success; 2 a user error (bad file, no face, unknown person, bad
 name), with a one-line message on stderr and no traceback; 1 anything unexpected.
+``enroll`` and ``import`` also exit 3 when they stored some photos and refused others
+(2 then means nothing was stored), so a script can tell the two apart.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from model.errors import FaceAttendanceError
 from model.settings import ENV_GALLERY, get_settings
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USER = 0, 1, 2
+#: enroll and import: something was stored, something was refused (said on stderr/stdout).
+EXIT_PARTLY = 3
 
 
 class UserError(Exception):
@@ -51,7 +55,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                         help="model to use (default: the active fine-tuned model, else the shipped base)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("enroll", parents=[common], help="add a person from photos of their face")
+    p = sub.add_parser(
+        "enroll", parents=[common], help="add a person from photos of their face",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status:\n  0  every photo was stored\n"
+               "  3  some photos were stored, the others refused (each named, with why)\n"
+               "  2  nothing was stored: no photo had exactly one usable face, no --consent, "
+               "a bad\n     name, or the photos do not look like the person enrolled under "
+               "this name\n"
+               "  1  anything unexpected")
     p.add_argument("--name", required=True, help='the person\'s name, e.g. "Ada Lovelace"')
     p.add_argument("--consent", action="store_true",
                    help="the person agreed to have their face stored (required)")
@@ -64,8 +76,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_cmd_enroll)
 
-    p = sub.add_parser("import", parents=[common],
-                       help="enroll everyone from a folder (or .zip) of folders named after each person")
+    p = sub.add_parser(
+        "import", parents=[common],
+        help="enroll everyone from a folder (or .zip) of folders named after each person",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit status:\n  0  every person folder and every photo in it was stored\n"
+               "  3  some were stored; a folder, a photo or an entry was refused (listed)\n"
+               "  2  nothing was stored, or the folder, consent or class name was refused\n"
+               "  1  anything unexpected")
     p.add_argument("dir", metavar="DIR",
                    help="a folder with one sub-folder of photos per person, named after them "
                         "(an underscore stands for a space), or a .zip of such folders")
@@ -427,7 +445,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
                   "check this is not the same person enrolled twice", file=sys.stderr)
     if not report.saved:
         raise UserError(f"nothing was stored for {report.name}: no photo had exactly one usable face.")
-    return EXIT_USER if report.rejected else EXIT_OK
+    return EXIT_PARTLY if report.rejected else EXIT_OK
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -486,7 +504,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
               + (f"; {attention} need attention" if attention else ""))
         if report.class_name and report.enrolled:
             print(f"added to class {report.class_name}")
-    return EXIT_OK if all(p.ok for p in report.people) else EXIT_USER
+    if not report.enrolled:
+        return EXIT_USER
+    partly = bool(report.skipped) or any(not p.ok or p.refused for p in report.people)
+    return EXIT_PARTLY if partly else EXIT_OK
 
 
 def _refusal(photo: str, why: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.cli import EXIT_OK, main
+from model.cli import EXIT_OK, EXIT_PARTLY, EXIT_USER, main
 from model.images import encode_jpeg, encode_png
 from model.school.attendance import AttendanceBook
 from model.settings import ENV_DATA_DIR, ENV_GALLERY, REPO_ROOT
@@ -235,7 +235,7 @@ def test_import_rename_classes(tmp_path, astronaut, astronaut_jpeg):
     (tree / "list.txt").write_text("a stray file", encoding="utf-8")
 
     imported = _run(data, "import", str(tree), "--consent", "--class", "Maths 7B")
-    assert imported.returncode == 2, imported.stderr  # two folders stored nothing
+    assert imported.returncode == EXIT_PARTLY, imported.stderr  # two folders stored nothing
     assert "Traceback" not in imported.stderr
     assert [line for line in imported.stderr.splitlines() if line.startswith("[")] == [
         "[1/3] Bad!Name", "[2/3] Eileen Collins", "[3/3] Empty Person"]
@@ -261,7 +261,7 @@ def test_import_rename_classes(tmp_path, astronaut, astronaut_jpeg):
             if path.name != "list.txt":
                 zipped.write(path, Path("7B") / path.relative_to(tree))
     imported = _run(data, "import", str(archive), "--consent", "--json")
-    assert imported.returncode == 2, imported.stderr
+    assert imported.returncode == EXIT_PARTLY, imported.stderr
     report = json.loads(imported.stdout)
     assert set(report) == {"people", "skipped", "class"} and report["class"] is None
     assert [(p["name"], p["used"], p["error"] is None) for p in report["people"]] == [
@@ -281,6 +281,15 @@ def test_import_rename_classes(tmp_path, astronaut, astronaut_jpeg):
     assert listed.returncode == 0, listed.stderr
     assert [(c["name"], c["roster"]) for c in json.loads(listed.stdout)["classes"]] == [
         ("Maths 7B", ["Eileen M. Collins (S-1)"])]
+
+
+def test_enroll_help_documents_the_exit_statuses(tmp_path):
+    result = _run(tmp_path / "data", "enroll", "--help", network=False)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for words in ("exit status", "0 every photo was stored", "3 some photos were stored",
+                  "2 nothing was stored", "1 anything unexpected"):
+        assert words in text
 
 
 @pytest.fixture
@@ -314,3 +323,40 @@ def test_commands_off_the_register_never_make_the_attendance_book(tmp_path, monk
                  "--gallery", gallery) == EXIT_OK
     maths = AttendanceBook(book).find_class("Maths 7B")
     assert maths is not None and AttendanceBook(book).roster(maths.id) == [NAME]
+
+
+@pytest.mark.slow
+def test_enroll_and_import_exit_statuses_say_how_much_was_stored(tmp_path, monkeypatch, capsys,
+                                                                 photos, three_good_photos):
+    # Issue 17: 3 of 4 photos stored exited 2, like nothing stored.
+    data = tmp_path / "data"
+    gallery = data / "gallery"
+    assert _main(monkeypatch, data, "enroll", "--name", NAME, "--consent",
+                 *three_good_photos) == EXIT_OK
+    assert len(list((gallery / NAME).glob("*.jpg"))) == 3
+    capsys.readouterr()
+
+    assert _main(monkeypatch, data, "enroll", "--name", NAME, "--consent", *three_good_photos,
+                 photos["blank"]) == EXIT_PARTLY
+    out, err = capsys.readouterr()
+    assert "3 photo(s) saved" in out
+    refused = [line for line in err.splitlines() if line.startswith("refused: ")]
+    assert len(refused) == 1 and str(photos["blank"]) in refused[0]
+
+    assert _main(monkeypatch, data, "enroll", "--name", "Grace Hopper", "--consent",
+                 photos["blank"], photos["corrupt"]) == EXIT_USER
+    assert "nothing was stored" in capsys.readouterr().err
+    assert not (gallery / "Grace Hopper").exists()
+
+    # import: the same scheme, per person folder.
+    tree = tmp_path / "class photos"
+    (tree / "Eileen_Collins").mkdir(parents=True)
+    (tree / "Eileen_Collins" / "front.jpg").write_bytes(photos["face"].read_bytes())
+    assert _main(monkeypatch, data, "import", tree, "--consent") == EXIT_OK
+    (tree / "Eileen_Collins" / "wall.png").write_bytes(photos["blank"].read_bytes())
+    assert _main(monkeypatch, data, "import", tree, "--consent") == EXIT_PARTLY
+    walls = tmp_path / "walls"
+    (walls / "Blank_Wall").mkdir(parents=True)
+    (walls / "Blank_Wall" / "wall.png").write_bytes(photos["blank"].read_bytes())
+    assert _main(monkeypatch, data, "import", walls, "--consent") == EXIT_USER
+    assert not (gallery / "Blank Wall").exists()
