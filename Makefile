@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-peer bench-reliability bench-images browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-liveness bench-peer bench-reliability bench-images browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -72,6 +72,14 @@ bench-follow: install-dev
 # and shifted camera (needs LFW and the training extras for the teacher; ~10 min).
 bench-tracks: install-train
 	$(PY) benchmarks/bench_tracks.py
+
+# Proxy check-ins (issue 16): prints, waved and bent prints, a phone photo and a replayed
+# head-turn recording against the live page's head-turn check, and genuine head turns, in
+# ISO/IEC 30107-3 terms (APCER per attack type, BPCER), 300 presentations each by default
+# (needs LFW and ../shared/datasets/pose; about an hour on 2 cores: ATTEMPTS=100 for less).
+ATTEMPTS ?= 300
+bench-liveness: install-dev
+	$(PY) benchmarks/bench_liveness.py --attempts $(ATTEMPTS) --genuine $(ATTEMPTS)
 
 # Recognition figures: ours, the peer (face_recognition's dlib models) and Koch, clean and
 # under the shifted classroom camera (caches the peer's embeddings on the first run).

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.alignment import align_face
 from model.core.detection import FaceDetector, load_detector
+from model.core.pose import HeadPose, head_pose
 from model.recognizer import Recognizer, load_recognizer
 from model.records import DetectedFace
-from model.school.capture import HeadPose, head_pose
 from model.settings import get_settings
 
 MAX_SIDE = 320  # the live page detects on frames shrunk to 320 px (web_app.live.MAX_PROCESS_SIDE)

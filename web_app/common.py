@@ -49,9 +49,15 @@ COLOUR_UNKNOWN = (230, 145, 0)
 COLOUR_PROBLEM = (220, 40, 40)
 #: A followed face whose track has too few frames yet to be named or refused.
 COLOUR_CHECKING = (120, 120, 120)
+#: A face asked to turn its head (the live kiosk's head-turn challenge).
+COLOUR_PROMPT = (30, 110, 220)
 #: Box line width and label font scale relative to the image's longer side.
 LINE_FRACTION = 1 / 250
 FONT_FRACTION = 1 / 28
+#: The head-turn prompt's word and arrow, relative to the picture's height: 1/8 of a
+#: 480-pixel frame is 60 pixels, about 2.5 cm tall on a laptop screen, readable from a
+#: metre or two away.
+PROMPT_FRACTION = 1 / 8
 #: Session-state key remembering that this browser session typed the right passcode
 #: (it holds ``AdminPasscode.marker``, a digest, never the passcode).
 ADMIN_STATE_KEY = "admin_passcode_digest"
@@ -284,6 +290,14 @@ class BoxLabel:
     box: tuple[int, int, int, int]
     text: str
     colour: tuple[int, int, int]
+    #: A head-turn prompt drawn large beside the face: "left", "right" or "up" (an arrow
+    #: that way and the word), or "" for none.
+    prompt: str = ""
+
+    def mirrored(self, width: int) -> BoxLabel:
+        """The same label for the picture flipped left-right (``width`` pixels wide)."""
+        x, y, w, h = self.box
+        return BoxLabel((width - x - w, y, w, h), self.text, self.colour, self.prompt)
 
 
 def draw_boxes(image: np.ndarray, labels: Iterable[BoxLabel]) -> np.ndarray:
@@ -326,7 +340,51 @@ def draw_boxes(image: np.ndarray, labels: Iterable[BoxLabel]) -> np.ndarray:
         tx, ty = spot
         draw.rectangle((tx, ty, tx + band_w, ty + band_h), fill=label.colour)
         draw.text((tx + width - left, ty + width - top), text, fill=(255, 255, 255), font=font)
+    for label, box in zip(labels, boxes, strict=True):
+        if label.prompt:
+            _draw_prompt(draw, box, label.prompt, label.colour, picture.size)
     return np.asarray(picture)
+
+
+def _draw_prompt(draw: ImageDraw.ImageDraw, box: tuple[int, ...], move: str,
+                 colour: tuple[int, int, int], size: tuple[int, int]) -> None:
+    """A large arrow and word for a head-turn prompt, on the side of the face it names.
+
+    "left" and "right" are the person's own, on a mirrored picture (the kiosk's preview):
+    their left is the picture's left, so the arrow points there. "up" goes above the face.
+    """
+    pic_w, pic_h = size
+    tall = max(24, round(pic_h * PROMPT_FRACTION))
+    font = _font(tall)
+    word = move.upper()
+    x, y, w, h = box
+    left, top, right, bottom = draw.textbbox((0, 0), word, font=font)
+    text_w, text_h = right - left, bottom - top
+    arrow = tall  # the arrow's length and width
+    centre_y = y + h // 2
+    if move == "up":  # beside the face (above it sits the caption), pointing up
+        cx = min(pic_w - arrow // 2 - 1, x + w + tall // 4 + arrow // 2)
+        tip = max(0, centre_y - arrow)
+        points = [(cx, tip), (cx + arrow // 2, tip + arrow // 2), (cx - arrow // 2, tip + arrow // 2)]
+        shaft = (cx - arrow // 6, tip + arrow // 2, cx + arrow // 6, tip + arrow)
+        text_xy = (max(0, min(pic_w - text_w, cx - text_w // 2)),
+                   min(pic_h - text_h, tip + arrow + tall // 6))
+    else:
+        sign = -1 if move == "left" else 1
+        start = x - tall // 4 if sign < 0 else x + w + tall // 4
+        tip_x = max(0, min(pic_w - 1, start + sign * arrow))
+        points = [(tip_x, centre_y), (tip_x - sign * arrow // 2, centre_y - arrow // 2),
+                  (tip_x - sign * arrow // 2, centre_y + arrow // 2)]
+        shaft_x = sorted((tip_x - sign * arrow // 2, start))
+        shaft = (shaft_x[0], centre_y - arrow // 6, shaft_x[1], centre_y + arrow // 6)
+        text_x = max(0, min(pic_w - text_w, (start + tip_x) // 2 - text_w // 2))
+        text_xy = (text_x, min(pic_h - text_h, centre_y + arrow // 2 + tall // 6))
+    outline = max(2, tall // 12)
+    draw.rectangle(shaft, fill=colour, outline=(255, 255, 255), width=outline)
+    draw.polygon(points, fill=colour, outline=(255, 255, 255), width=outline)
+    tx, ty = text_xy
+    draw.text((tx - left, ty - top), word, fill=colour, font=font, stroke_width=outline,
+              stroke_fill=(255, 255, 255))
 
 
 def caption_layout(boxes: Sequence[tuple[int, ...]], bands: Sequence[tuple[int, int] | None],

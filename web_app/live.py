@@ -40,7 +40,15 @@ from model.alignment import align_face
 from model.core.tracking import FaceTracker, Track
 from model.school.attendance import AttendanceBook
 from model.school.checkin import CheckInTracker, LiveCheckIn, TrackEvidence
-from web_app.common import BoxLabel, assessment_label, draw_boxes, match_label
+from model.school.liveness import ASK_TEACHER, FAILED, MOVE, FaceInView, HeadTurnCheck, Step
+from web_app.common import (
+    COLOUR_PROBLEM,
+    COLOUR_PROMPT,
+    BoxLabel,
+    assessment_label,
+    draw_boxes,
+    match_label,
+)
 
 #: The worker thread exits after this many seconds without frames (the stream
 #: stopped); the next frame starts a new one.
@@ -60,6 +68,19 @@ BOX_MAX_AGE_S = 0.3
 #: stranger, or someone the camera sees badly) only when it moves or once a second, as a
 #: named face is. Lower saves CPU on strangers; higher decides doubtful faces sooner.
 GATHER_FRAMES = 30
+#: During a head-turn challenge a face must stay the person it was recognised as: each
+#: front view's embedding is compared (cosine) with the track's fused embedding from
+#: before the challenge, and one below this is "another face" (a photo swapped for a
+#: friend who then turns). Measured on the shipped network (``python
+#: benchmarks/bench_liveness.py --same-face``, 300 LFW DevTrain people, a photo against the
+#: unit mean of 3 other photos): same person p1 0.442, p5 0.544; different people p99
+#: 0.535; each photo's nearest of 299 other people, median 0.545. So 0.45 keeps 99% of a
+#: person's photos of *other days* (a live face against its own track of seconds ago
+#: scores far higher) and stops most friends, but not a close look-alike: a coarse check
+#: beside the tracker's, which must follow the face throughout.
+SAME_FACE_COSINE = 0.45
+#: How a check-in after a head turn is written in the register's "How" column.
+HOW_HEAD_TURN = "head turn"
 
 
 #: Set this environment variable to a file path and the live pipeline appends one JSON
@@ -115,6 +136,8 @@ class LiveResult(NamedTuple):
     waited: tuple[float, ...]  # per check-in: seconds since the face was first seen
     seconds: float  # time the model took on this frame
     at: float  # time.monotonic() when it finished
+    #: Head-turn steps of the faces in this frame (those being asked to turn).
+    steps: tuple[Step, ...] = ()
 
 
 class CapturedFrame(NamedTuple):
@@ -190,8 +213,14 @@ class NewestFrameWorker:
             self._labels = ()
 
 
-def frame_callback(worker: NewestFrameWorker) -> Callable[[Any], Any]:
-    """A ``video_frame_callback`` that feeds ``worker`` and draws its latest boxes."""
+def frame_callback(worker: NewestFrameWorker, *,
+                   mirror: Callable[[], bool] | None = None) -> Callable[[Any], Any]:
+    """A ``video_frame_callback`` that feeds ``worker`` and draws its latest boxes.
+
+    With ``mirror`` returning True the video goes back flipped left-right (a mirror, as a
+    kiosk's preview should be: the person's left is the screen's left, which is where a
+    head-turn prompt's "left" arrow points); the worker still sees the camera's picture.
+    """
     import av
 
     def callback(frame: Any) -> Any:
@@ -201,7 +230,12 @@ def frame_callback(worker: NewestFrameWorker) -> Callable[[Any], Any]:
         if arrived - labels_at > BOX_MAX_AGE_S:
             labels = ()  # computed on a picture too old: the face may be elsewhere by now
         out = frame
-        if labels:
+        flip = mirror is not None and mirror()
+        if flip:
+            width = image.shape[1]
+            image = np.ascontiguousarray(image[:, ::-1])
+            labels = tuple(label.mirrored(width) for label in labels)
+        if labels or flip:
             out = av.VideoFrame.from_ndarray(draw_boxes(image, labels), format="rgb24")
             out.pts, out.time_base = frame.pts, frame.time_base
         if TRACE:
@@ -249,7 +283,8 @@ class LiveCheckInProcessor:
     """
 
     def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker | None = None, *,
-                 only_open_session: bool = False) -> None:
+                 only_open_session: bool = False, head_turn: HeadTurnCheck | None = None,
+                 mirror: bool = True) -> None:
         # ``engine`` may be a Future of one still loading (``web_app.loading``): the video
         # then plays at once and the first frame waits for the engine in the worker.
         self.source = engine
@@ -257,17 +292,29 @@ class LiveCheckInProcessor:
         # By default a named track checks in at once: its evidence already holds many frames.
         self.tracker = tracker if tracker is not None else CheckInTracker(1)
         self.only_open_session = only_open_session
+        #: Ask each recognised face for a head turn before checking it in (the class's
+        #: setting; ``start_session`` sets it).
+        self.require_turn = False
+        self.turns = head_turn if head_turn is not None else HeadTurnCheck()
+        self.mirror = mirror
         self._faces: FaceTracker | None = None
         self.evidence = TrackEvidence()
+        # Per track in a head-turn challenge: its fused embedding when the challenge began.
+        self._reference: dict[int, np.ndarray] = {}
         self.results: queue.Queue[LiveResult] = queue.Queue(maxsize=RESULT_QUEUE_SIZE)
         self.timing: dict[str, Any] = {}
         self._last_frame = -WORKER_IDLE_S - 1.0
         self.worker = NewestFrameWorker(self.process, timing=lambda: self.timing)
-        self.callback = frame_callback(self.worker)
+        self.callback = frame_callback(self.worker, mirror=lambda: self.mirror)
 
-    def start_session(self, session_id: int) -> None:
+    def start_session(self, session_id: int, *, head_turn: bool | None = None) -> None:
+        """Check into ``session_id`` from now on; ``head_turn``: whether its class asks for
+        a head turn (None keeps the current setting)."""
+        if head_turn is not None:
+            self.require_turn = head_turn
         if self.tracker.session_id != session_id:
             self.tracker.start_session(session_id, self.book.present_people(session_id))
+            self.turns.start_session(session_id)
 
     @property
     def engine(self) -> Any:
@@ -287,19 +334,34 @@ class LiveCheckInProcessor:
         named = track.match is not None and track.match.name is not None
         return not named and self.evidence.frames(track.id) < GATHER_FRAMES
 
-    def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:
+    def _challenged(self, track: Track, done: set[str]) -> bool:
+        """Named, not checked in, and asked for a head turn: looked at on every frame."""
+        match = track.match
+        return (self.require_turn and match is not None and match.name is not None
+                and match.name not in done)
+
+    def process(self, image: np.ndarray, now: float | None = None) -> tuple[BoxLabel, ...]:
+        """Follow, identify and check in the faces of one camera frame (RGB uint8); ``now``
+        is the frame's time (``time.monotonic()`` when None; tests and benchmarks pass
+        their own clock). Returns the boxes to draw."""
         faces = self.faces  # the first frame waits here for an engine still loading
         engine = self.engine
-        started = time.monotonic()
+        clock = time.monotonic()
+        started = clock if now is None else now
         if started - self._last_frame > WORKER_IDLE_S:
             faces.clear()  # a new stream: the faces of the old one are gone
             self.evidence.clear()
         self._last_frame = started
         kind = faces.update(image, started)
         self.evidence.keep_only(t.id for t in faces.tracks)
+        self._reference = {t.id: self._reference[t.id] for t in faces.tracks
+                           if t.id in self._reference}
         detected = time.monotonic()
+        done = self.tracker.checked_in()
         fresh_tracks = [t for t in faces.tracks
-                        if self._gathering(t) or faces.needs_embedding(t, started)]
+                        if self._gathering(t) or self._challenged(t, done)
+                        or faces.needs_embedding(t, started)]
+        same_face: dict[int, bool] = {}
         if fresh_tracks:
             # Align from the full frame (accuracy); one forward pass for all of them.
             # Every other frame of a track is embedded mirrored: the same face, and the
@@ -309,15 +371,33 @@ class LiveCheckInProcessor:
                      for t in fresh_tracks]
             embeddings, version = engine.embed_crops(crops)
             ids = [t.id for t in fresh_tracks]
+            for track, row in zip(fresh_tracks, np.asarray(embeddings), strict=True):
+                reference = self._reference.get(track.id)
+                if reference is not None:
+                    unit = row / max(float(np.linalg.norm(row)), 1e-12)
+                    same_face[track.id] = float(unit @ reference) >= SAME_FACE_COSINE
             self.evidence.add(ids, embeddings, version)
             fused, frames = self.evidence.fused(ids)
             matches = engine.identify_tracks(fused, frames, [t.face for t in fresh_tracks],
                                              version=version)
-            for track, match in zip(fresh_tracks, matches, strict=True):
+            for track, match, row in zip(fresh_tracks, matches, fused, strict=True):
+                is_named = match is not None and match.name is not None
+                if is_named and track.id not in self._reference:
+                    self._reference[track.id] = np.asarray(row, np.float64)
+                elif not is_named or (track.match is not None and track.match.name != match.name):
+                    self._reference.pop(track.id, None)
                 FaceTracker.embedded(track, started, match)
         embedded = time.monotonic()
         named = [(t.match.name, t.match.score) for t in faces.tracks
                  if t.match is not None and t.match.name is not None]
+        steps: dict[int, Step] = {}
+        if self.require_turn:
+            # A recognised face checks in only once it has followed the prompts.
+            waiting = [FaceInView(t.id, t.match.name, t.face.landmarks, same_face.get(t.id))
+                       for t in faces.tracks if self._challenged(t, done)]
+            steps, passed = self.turns.observe(waiting, started)
+            scores = dict(named)
+            named = [(name, scores[name]) for name in passed]
         checked = self.tracker.observe(named)
         written, waited = self._write(checked, started)
         done = self.tracker.checked_in()
@@ -325,13 +405,19 @@ class LiveCheckInProcessor:
         for track in faces.tracks:
             match = track.match
             label = match_label(match)
-            text = f"{match.name} - checked in" if match.name in done else label.text
-            labels.append(BoxLabel(track.face.box, text, label.colour))
+            step = steps.get(track.id)
+            if match.name in done:
+                labels.append(BoxLabel(track.face.box, f"{match.name} - checked in",
+                                       label.colour))
+            elif step is not None:
+                labels.append(_step_label(track.face.box, match.name, step))
+            else:
+                labels.append(BoxLabel(track.face.box, label.text, label.colour))
         finished = time.monotonic()
-        self.timing = {"kind": kind, "detect_ms": 1000 * (detected - started),
+        self.timing = {"kind": kind, "detect_ms": 1000 * (detected - clock),
                        "embed_ms": 1000 * (embedded - detected), "embedded": len(fresh_tracks)}
         _put_newest(self.results, LiveResult(tuple(labels), tuple(written), tuple(waited),
-                                             finished - started, finished))
+                                             finished - clock, finished, tuple(steps.values())))
         return tuple(labels)
 
     def _write(self, checked: list[LiveCheckIn],
@@ -347,13 +433,25 @@ class LiveCheckInProcessor:
                 born[track.match.name] = min(track.born, born.get(track.match.name, now))
         written, waited = [], []
         for item in checked:
+            how = HOW_HEAD_TURN if self.require_turn else "live"
             if session_id is not None and self.book.check_in(
-                    session_id, item.name, score=item.score, how="live") is not None:
+                    session_id, item.name, score=item.score, how=how) is not None:
                 written.append(item)
                 waited.append(time.monotonic() - born.get(item.name, now))
                 if TRACE:
                     TRACE.write("checkin", t=time.monotonic(), name=item.name)
         return written, waited
+
+
+def _step_label(box: tuple[int, int, int, int], name: str, step: Step) -> BoxLabel:
+    """A face in a head-turn challenge: its name and what to do, and the prompt's arrow."""
+    if step.action == MOVE:
+        return BoxLabel(box, f"{name}: {step.text}", COLOUR_PROMPT, step.move or "")
+    if step.action == ASK_TEACHER:
+        return BoxLabel(box, f"{name}: ask the teacher", COLOUR_PROBLEM)
+    if step.action == FAILED:
+        return BoxLabel(box, f"{name}: {step.reason}", COLOUR_PROBLEM)
+    return BoxLabel(box, f"{name}: {step.text}", COLOUR_PROMPT)
 
 
 class LiveEnrollProcessor:

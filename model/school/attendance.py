@@ -58,8 +58,9 @@ from model.school.classes import (
     status_of,
 )
 
-#: How a check-in was made. ``manual`` is a teacher's correction.
-CHECKIN_METHODS = ("live", "snapshot", "upload", "manual")
+#: How a check-in was made. ``manual`` is a teacher's correction; ``head turn`` the live
+#: camera after the head-turn challenge (``model.school.liveness``).
+CHECKIN_METHODS = ("live", "head turn", "snapshot", "upload", "manual")
 
 #: Longest session name we store; longer names are cut, not refused.
 MAX_SESSION_NAME = 120
@@ -81,7 +82,8 @@ CREATE TABLE IF NOT EXISTS classes (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
     late_after_s  INTEGER NOT NULL DEFAULT 600 CHECK (late_after_s >= 0),
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    head_turn     INTEGER NOT NULL DEFAULT 0 CHECK (head_turn IN (0, 1))
 );
 CREATE TABLE IF NOT EXISTS roster (
     class_id    INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
@@ -105,7 +107,8 @@ CREATE TABLE IF NOT EXISTS checkins (
     person      TEXT NOT NULL,
     checked_at  TEXT NOT NULL,
     score       REAL,
-    how         TEXT NOT NULL CHECK (how IN ('live', 'snapshot', 'upload', 'manual')),
+    how         TEXT NOT NULL CHECK (how IN ('live', 'head turn', 'snapshot', 'upload',
+                                         'manual')),
     present     INTEGER NOT NULL DEFAULT 1 CHECK (present IN (0, 1)),
     marked      TEXT CHECK (marked IN ('present', 'late', 'absent')),
     UNIQUE (session_id, person)
@@ -119,14 +122,19 @@ CREATE TABLE IF NOT EXISTS open_session (
 """
 
 #: Schema version kept in ``PRAGMA user_version``: 1 = sessions and check-ins,
-#: 2 = and the open session, 3 = classes, rosters, marked statuses. Every change adds
-#: the step from the previous version (``_upgrade``).
-SCHEMA_VERSION = 3
-#: Columns added to tables of older books: (table, column, declaration).
+#: 2 = and the open session, 3 = classes, rosters, marked statuses, 4 = a class's "ask
+#: for a head turn" and the "head turn" check-in. Every change adds the step from the
+#: previous version (``_upgrade``).
+SCHEMA_VERSION = 4
+#: Columns added to tables of older books: (table, column, declaration). A class made
+#: before version 4 keeps checking in as it did (no head turn) until the teacher asks.
 _ADDED_COLUMNS = (
     ("sessions", "class_id", "INTEGER REFERENCES classes(id) ON DELETE CASCADE"),
     ("checkins", "marked", "TEXT CHECK (marked IN ('present', 'late', 'absent'))"),
+    ("classes", "head_turn", "INTEGER NOT NULL DEFAULT 0 CHECK (head_turn IN (0, 1))"),
 )
+#: The check-in table's columns, in order (copied as they are when it is rebuilt).
+_CHECKIN_TABLE_COLUMNS = "id, session_id, person, checked_at, score, how, present, marked"
 
 #: Columns of the check-in table as pandas returns it.
 CHECKIN_COLUMNS = ["session_id", "session", "started_at", "person", "checked_at",
@@ -177,17 +185,20 @@ class AttendanceBook:
     # -- classes and rosters ------------------------------------------------------
 
     def create_class(self, name: str, *, late_after_min: float = DEFAULT_LATE_AFTER_MIN,
-                     now: datetime | None = None) -> SchoolClass:
-        """A new class called ``name`` (spaces folded). Raises ``ValueError`` with a
+                     head_turn: bool = True, now: datetime | None = None) -> SchoolClass:
+        """A new class called ``name`` (spaces folded). ``head_turn``: its live check-in
+        asks each face for a head turn (``model.school.liveness``; on for new classes, so
+        a photo held to the camera checks nobody in). Raises ``ValueError`` with a
         sentence for an empty or too long name, or one already used (any case)."""
         clean = _class_name(name)
         with self._connect() as db:
             if db.execute("SELECT 1 FROM classes WHERE name = ?", (clean,)).fetchone():
                 raise ValueError(f"There is already a class called {clean}.")
             cursor = db.execute(
-                "INSERT INTO classes (name, late_after_s, created_at) VALUES (?, ?, ?)",
+                "INSERT INTO classes (name, late_after_s, created_at, head_turn)"
+                " VALUES (?, ?, ?, ?)",
                 (clean, _late_seconds(late_after_min),
-                 _second(now or datetime.now()).isoformat()))
+                 _second(now or datetime.now()).isoformat(), int(bool(head_turn))))
             class_id = int(cursor.lastrowid or 0)
         return self._class(class_id)
 
@@ -210,8 +221,10 @@ class AttendanceBook:
         return None if row is None else _school_class(row)
 
     def update_class(self, class_id: int, *, name: str | None = None,
-                     late_after_min: float | None = None) -> SchoolClass:
-        """Rename a class and/or change its late-after grace period (minutes)."""
+                     late_after_min: float | None = None,
+                     head_turn: bool | None = None) -> SchoolClass:
+        """Rename a class, change its late-after grace period (minutes), and/or whether
+        its live check-in asks for a head turn."""
         with self._connect() as db:
             self._require_class(db, class_id)
             if name is not None:
@@ -223,6 +236,9 @@ class AttendanceBook:
             if late_after_min is not None:
                 db.execute("UPDATE classes SET late_after_s = ? WHERE id = ?",
                            (_late_seconds(late_after_min), class_id))
+            if head_turn is not None:
+                db.execute("UPDATE classes SET head_turn = ? WHERE id = ?",
+                           (int(bool(head_turn)), class_id))
         return self._class(class_id)
 
     def delete_class(self, class_id: int) -> None:
@@ -626,8 +642,24 @@ class AttendanceBook:
                            (class_id, datetime(1970, 1, 1).isoformat()))
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                            (_ADOPT_KEY, str(class_id)))
+        if had_sessions and version < 4:
+            # Version 4 allows how = 'head turn': SQLite cannot change a CHECK, so the
+            # check-in table is rebuilt with every row (inside this transaction).
+            self._rebuild_checkins(db)
         if version < SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    def _rebuild_checkins(db: sqlite3.Connection) -> None:
+        create = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS checkins"):]
+        create = create[:create.index(");") + 2].replace("IF NOT EXISTS checkins",
+                                                         "checkins_v4")
+        db.execute(create)
+        db.execute(f"INSERT INTO checkins_v4 ({_CHECKIN_TABLE_COLUMNS})"
+                   f" SELECT {_CHECKIN_TABLE_COLUMNS} FROM checkins")
+        db.execute("DROP TABLE checkins")
+        db.execute("ALTER TABLE checkins_v4 RENAME TO checkins")
+        db.execute("CREATE INDEX IF NOT EXISTS checkins_person ON checkins(person)")
 
     @staticmethod
     def _migration_class(db: sqlite3.Connection) -> int:
@@ -682,13 +714,15 @@ def _second(moment: datetime) -> datetime:
 
 
 _CLASS_QUERY = ("SELECT c.id, c.name, c.late_after_s, c.created_at,"
-                " (SELECT COUNT(*) FROM roster WHERE class_id = c.id) FROM classes c")
+                " (SELECT COUNT(*) FROM roster WHERE class_id = c.id), c.head_turn"
+                " FROM classes c")
 _SESSION_QUERY = "SELECT id, name, started_at, class_id FROM sessions"
 
 
 def _school_class(row: Any) -> SchoolClass:
     return SchoolClass(id=int(row[0]), name=row[1], late_after_s=int(row[2]),
-                       created_at=datetime.fromisoformat(row[3]), roster_size=int(row[4]))
+                       created_at=datetime.fromisoformat(row[3]), roster_size=int(row[4]),
+                       head_turn=bool(row[5]))
 
 
 def _session(row: Any) -> Session:

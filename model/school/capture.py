@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import numpy as np
 
+from model.core.pose import HeadPose, head_pose
 from model.records import Landmarks
 
 #: Two views whose head poses differ by less than this (the larger of the yaw and pitch
@@ -65,42 +65,6 @@ STALL_TIMEOUT_S = 10.0
 #: the person's photos already saved (offered as ``saved`` embeddings, which have no pose).
 SAME_AS_KEPT = "same as the last photo: turn your head a little."
 SAME_AS_SAVED = "same as a photo already saved: turn your head a little."
-
-
-@dataclass(frozen=True)
-class HeadPose:
-    """A rough head pose from the five landmarks, free of roll (in-plane tilt).
-
-    ``yaw``: horizontal offset of the nose from the eyes' midpoint, in eye distances, along
-    the eye line (0 facing the camera; the sign follows the image's x axis).
-    ``pitch``: how far down the nose sits between the eye line (0) and the mouth line (1);
-    about two thirds facing the camera (MTCNN's points), smaller looking up, larger looking
-    down.
-    """
-
-    yaw: float
-    pitch: float
-
-    def change_from(self, other: HeadPose) -> float:
-        """The larger of the yaw and pitch differences (both are fractions of the face)."""
-        return max(abs(self.yaw - other.yaw), abs(self.pitch - other.pitch))
-
-
-def head_pose(landmarks: Landmarks) -> HeadPose:
-    """The ``HeadPose`` of a detected face from its landmarks (image pixels)."""
-    left_eye, right_eye, nose, mouth_left, mouth_right = (
-        np.asarray(p, dtype=np.float64) for p in landmarks.as_list())
-    eyes = (left_eye + right_eye) / 2
-    across = right_eye - left_eye
-    eye_distance = float(np.hypot(*across))
-    if eye_distance < 1e-6:
-        return HeadPose(0.0, 0.5)
-    across /= eye_distance
-    down = np.array([-across[1], across[0]])  # image y grows downwards
-    mouth_depth = float(((mouth_left + mouth_right) / 2 - eyes) @ down)
-    nose_offset = nose - eyes
-    pitch = float(nose_offset @ down) / mouth_depth if mouth_depth > 1e-6 else 0.5
-    return HeadPose(yaw=float(nose_offset @ across) / eye_distance, pitch=pitch)
 
 
 class ViewSelector:

@@ -26,13 +26,15 @@ STATUSES = (PRESENT, LATE, ABSENT)
 
 @dataclass(frozen=True)
 class SchoolClass:
-    """A class: its name, grace period before a check-in is late, and roster size."""
+    """A class: its name, grace period before a check-in is late, roster size, and
+    whether its live check-in asks for a head turn (``model.school.liveness``)."""
 
     id: int
     name: str
     late_after_s: int
     created_at: datetime
     roster_size: int = 0
+    head_turn: bool = False
 
     @property
     def late_after_min(self) -> float:

@@ -148,6 +148,10 @@ def test_classes_rosters_and_names(book, two_classes):
     with pytest.raises(ValueError):
         book.update_class(art.id, name="maths 7B")
     assert book.update_class(art.id, name="Art club 2", late_after_min=5).late_after_s == 300
+    # a new class asks for a head turn at the live camera unless told not to
+    assert art.head_turn is True
+    assert book.update_class(art.id, head_turn=False).head_turn is False
+    assert book.create_class("Choir", head_turn=False).head_turn is False
     with pytest.raises(ValueError):
         book.start_session("x", class_id=999)
 
@@ -416,10 +420,17 @@ def test_an_older_database_is_upgraded_into_one_class(tmp_path):
     assert [(r.person, r.status) for r in book.register(1).rows] == [
         ("Ada", PRESENT), ("Alan", ABSENT), ("Grace", ABSENT), ("Marie", PRESENT)]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
     db.close()
+    # Version 4: the old class checks in as it did (no head turn) until the teacher asks,
+    # and the rebuilt check-in table takes the new "head turn" check-ins, rows all kept.
+    assert only.head_turn is False
+    assert book.check_in(1, "Alan", score=0.8, how="head turn") is not None
+    assert [(c.person, c.how) for c in book.checkins(1)] == [
+        ("Ada", "live"), ("Grace", "manual"), ("Marie", "manual"), ("Alan", "head turn")]
     again = AttendanceBook(path)  # opening again changes nothing
     assert again.open_session_id() == 1 and len(again.classes()) == 1
+    assert len(again.checkins(1)) == 4
 
 
 def test_a_new_book_has_no_class_until_one_is_made(book):

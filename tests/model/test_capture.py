@@ -14,16 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
+from model.core.pose import HeadPose, head_pose
 from model.records import Landmarks
 from model.school.capture import (
     MAX_SAME_COSINE,
     MIN_POSE_CHANGE,
     SAME_AS_KEPT,
     SAME_AS_SAVED,
-    HeadPose,
     ViewSelector,
     frames_on_schedule,
-    head_pose,
 )
 
 #: The live page detects on frames shrunk to this many pixels (web_app.live.MAX_PROCESS_SIDE).

@@ -249,6 +249,12 @@ def make_class(page, name: str, roster: str) -> None:  # type: ignore[no-untyped
     if not page.get_by_label("Class name").is_visible():
         expander.click()
     page.get_by_label("Class name").fill(name)
+    # The fake camera plays a still photo, which the head-turn check (on for a new class)
+    # refuses by design: the teacher's switch turns it off for this class.
+    head_turn = page.get_by_role("checkbox", name="Ask for a head turn")
+    if head_turn.is_checked():
+        page.get_by_text("Ask for a head turn").click()
+    expect(head_turn).not_to_be_checked()
     settle(page)
     page.get_by_role("button", name="Make class").click()
     made = page.get_by_text(f"Made the class {name}.")

@@ -123,7 +123,9 @@ def register(data_dir, astronaut_png):
     older closed one."""
     enroll_upload(open_page("enroll"), astronaut_png)
     book = AttendanceBook(data_dir / "attendance.sqlite3")
-    year7 = book.create_class("Year 7")
+    # No head turn: these tests check in from photos, which a head-turn class keeps for
+    # the teacher (test_a_head_turn_class_keeps_photo_check_ins_for_the_teacher).
+    year7 = book.create_class("Year 7", head_turn=False)
     book.add_to_roster(year7.id, [PERSON, ABSENTEE])
     old = book.start_session("Monday class", class_id=year7.id)
     book.check_in(old.id, PERSON, score=0.9, how="live")
@@ -197,6 +199,20 @@ def test_check_in_kiosk_shows_the_open_session_and_only_the_face_in_front(
     assert "1 of 2 here" in page and ABSENTEE not in page  # a count names nobody
     assert not at.dataframe
     assert not any(s.value.startswith("Checked in") for s in at.subheader)
+
+
+def test_a_head_turn_class_keeps_photo_check_ins_for_the_teacher(
+        register, lenient_engine, monkeypatch):
+    """A photo cannot turn its head: the kiosk of a class that asks for a head turn offers
+    the live camera only; the teacher still has snapshot and upload."""
+    [year7] = register.classes()
+    register.update_class(year7.id, head_turn=True)
+    set_passcode(monkeypatch)
+    at = open_page("checkin")
+    assert list(at.radio(key="checkin_mode").options) == ["Live camera"]
+    register.update_class(year7.id, head_turn=False)
+    at = open_page("checkin")
+    assert "Upload a photo" in list(at.radio(key="checkin_mode").options)
 
 
 def test_check_in_kiosk_never_names_the_closest_person_of_a_stranger(

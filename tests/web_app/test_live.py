@@ -134,6 +134,46 @@ def test_live_check_in_on_the_tracks_evidence(tmp_path):
     assert [c.how for c in book.checkins(session.id)] == ["live"]
 
 
+def test_a_class_asking_for_a_head_turn_checks_no_still_face_in(tmp_path):
+    """The same named face: with the class's head turn it is asked to move and, never
+    moving, is not checked in; without it, it checks in at once (as "live")."""
+    book = AttendanceBook(tmp_path / "a.sqlite3")
+    asked = book.start_session("Maths")
+    processor = LiveCheckInProcessor(FakeEngine(min_frames=3), book)
+    processor.start_session(asked.id, head_turn=True)
+    labels = [processor.process(FRAME, now=100 + k / 15) for k in range(60)]
+    assert book.checkins(asked.id) == []
+    texts = {label[0].text for label in labels}
+    assert "Ada Lovelace: look at the camera" in texts
+    prompts = [label[0] for label in labels if label[0].prompt]
+    assert prompts and prompts[0].text.startswith("Ada Lovelace: ")  # an arrow and a word
+
+    plain_session = book.start_session("Art")
+    processor = LiveCheckInProcessor(FakeEngine(min_frames=3), book)
+    processor.start_session(plain_session.id, head_turn=False)
+    for k in range(4):
+        processor.process(FRAME, now=200 + k / 15)
+    assert [c.how for c in book.checkins(plain_session.id)] == ["live"]
+
+
+def test_the_kiosk_video_is_a_mirror_with_readable_labels():
+    """The returned frame is flipped left-right (the person's left on the screen's left)
+    and the boxes are flipped with it."""
+    import av
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, :8] = 255  # a white band on the camera's left
+    worker = NewestFrameWorker(lambda image: ())
+    callback = frame_callback(worker, mirror=lambda: True)
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+    frame.pts, frame.time_base = 0, Fraction(1, 15)
+    out = callback(frame).to_ndarray(format="rgb24")
+    assert out[:, -8:].mean() > 200 and out[:, :8].mean() < 50
+    from web_app.common import BoxLabel
+
+    assert BoxLabel((10, 5, 20, 20), "x", (0, 0, 0)).mirrored(64).box == (34, 5, 20, 20)
+
+
 def test_live_check_in_respects_earlier_check_ins(tmp_path):
     book = AttendanceBook(tmp_path / "a.sqlite3")
     session = book.start_session("Maths")

@@ -8,12 +8,14 @@ only to a browser that unlocked the teacher pages, or when no passcode is set.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
+from model.school.liveness import ASK_TEACHER, FAILED, Step
 from model.settings import get_settings
 from web_app.common import (
     RTC_CONFIGURATION,
@@ -38,6 +40,8 @@ LIVE_REFRESH_S = 1.0
 #: Width of the answered photo.
 PREVIEW_WIDTH = 640
 MODES = ("Live camera", "Snapshot", "Upload a photo")
+#: How long (seconds) the page keeps saying why the last head turn was refused.
+REFUSED_SHOWN_S = 10.0
 SESSION_KEY = "checkin_session_id"
 NO_SESSION = "No class session is open: ask the teacher."
 
@@ -82,6 +86,15 @@ def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # 
         st.warning(f"{len(unknown)} face{'s' if len(unknown) != 1 else ''} not recognised "
                    f"({plain(reasons)}). Enrolled people can try again, facing the camera in "
                    "good light; others should see the teacher.")
+
+
+def head_turn_refusal(step: Step) -> str:
+    """Why the kiosk did not check a face in after its head-turn challenge (no name)."""
+    if step.action == ASK_TEACHER:
+        return (f"Not checked in: {step.reason or 'the head turn failed'}. Three tries "
+                "failed: please ask the teacher.")
+    return (f"Not checked in yet: {step.reason}. Follow the arrow on the video "
+            f"({step.tries_left} {'try' if step.tries_left == 1 else 'tries'} left).")
 
 
 def checked_in_table(book, session_id: int) -> None:  # type: ignore[no-untyped-def]
@@ -187,7 +200,14 @@ st.subheader(f"Class session: {plain(session.name)}"
 if admin and loading.done() and not get_engine().gallery.people():
     st.warning("Nobody is enrolled yet, so every face will be \"unknown\". Enroll people first.")
 
-mode = st.radio("Check in with", MODES, horizontal=True, key="checkin_mode")
+head_turn = bool(school_class and school_class.head_turn)
+# A photo cannot turn its head: where the class asks for a head turn, snapshot and upload
+# check-ins are the teacher's (who is in the room), not the kiosk's.
+modes = MODES if admin or not head_turn else MODES[:1]
+mode = st.radio("Check in with", modes, horizontal=True, key="checkin_mode")
+if head_turn and admin and mode != "Live camera":
+    st.caption("This class asks for a head turn at the live camera: a photo cannot turn, so "
+               "snapshot and photo check-ins are for the teacher only.")
 
 if mode == "Live camera":
     if problem := live_camera_problem():
@@ -201,11 +221,12 @@ if mode == "Live camera":
         kept = (loading, LiveCheckInProcessor(loading, book, only_open_session=True))
         st.session_state["checkin_processor"] = kept
     processor: LiveCheckInProcessor = kept[1]
-    processor.start_session(session_id)
+    processor.start_session(session_id, head_turn=head_turn)
     st.caption("Look at the camera. The box says \"checking...\" while the app gathers "
-               "evidence over several frames; a face is named, and checked in, only on the "
-               "evidence of all its frames together, so a look-alike is not let in by one "
-               "lucky frame.")
+               "evidence over several frames; a face is named only on the evidence of all its "
+               "frames together, so a look-alike is not let in by one lucky frame."
+               + (" Then follow the arrow: turn your head the way it asks, twice (a photo "
+                  "cannot), and you are checked in." if head_turn else ""))
     try:
         ctx = webrtc_streamer(key="checkin-live", mode=WebRtcMode.SENDRECV,
                               rtc_configuration=RTC_CONFIGURATION,
@@ -227,9 +248,13 @@ if mode == "Live camera":
             results.append(result)
             for item, waited in zip(result.checked_in, result.waited, strict=True):
                 # Only the person just recognised, at the camera: their own name.
-                st.toast(f"✅ {plain(item.name)} checked in "
-                         f"(similarity {100 * max(item.score, 0):.0f}%, "
+                st.toast(f"✅ {plain(item.name)} checked in"
+                         + (" (head turn)" if processor.require_turn else "")
+                         + f" (similarity {100 * max(item.score, 0):.0f}%, "
                          f"{waited:.1f} s after their face was first seen)")
+            refused = [s for s in result.steps if s.action in (FAILED, ASK_TEACHER)]
+            if refused:
+                st.session_state["checkin_refused"] = (refused[-1], result.at)
         if len(results) >= 2:
             # Frames recognised per second (the camera's pace when the worker keeps up),
             # and the work per frame (following known faces is cheap, a new face costs more).
@@ -246,6 +271,10 @@ if mode == "Live camera":
         if ctx.state.playing and not loading.done():
             needed()  # the camera is on: a load still held for the first page starts now
             st.caption("Starting the recognizer: names appear on the video in a few seconds.")
+        if ctx.state.playing and "checkin_refused" in st.session_state:
+            step, at = st.session_state["checkin_refused"]
+            if time.monotonic() - at < REFUSED_SHOWN_S:
+                st.warning(head_turn_refusal(step))
         if processor.worker.last_error:
             st.caption(f"Last camera error: {plain(processor.worker.last_error)}")
         progress_line(book, session_id, admin)

@@ -9,6 +9,10 @@ import streamlit as st
 from model.errors import FaceAttendanceError
 from web_app.common import error_text, get_engine, plain, require_admin
 
+HEAD_TURN_HELP = ("At the live camera, each recognised student is asked to turn their head two "
+                  "random ways before being checked in, so a photo or a phone held up to the "
+                  "camera checks nobody in. Snapshot and photo check-ins then become the "
+                  "teacher's only. Turn it off for a class where it gets in the way.")
 #: Upload types of the two import widgets.
 ROSTER_TYPES = ["csv", "txt"]
 ZIP_TYPES = ["zip"]
@@ -45,9 +49,11 @@ with st.expander("Make a new class", expanded=not book.classes()), \
     new_name = st.text_input("Class name", placeholder="e.g. Maths 7B")
     late = st.number_input("A check-in is late after (minutes from the session's start)",
                            min_value=0, max_value=1440, value=10, step=1)
+    turn = st.toggle("Ask for a head turn", value=True, help=HEAD_TURN_HELP,
+                     key="new_class_head_turn")
     if st.form_submit_button("Make class"):
         try:
-            made = book.create_class(new_name, late_after_min=late)
+            made = book.create_class(new_name, late_after_min=late, head_turn=turn)
             st.session_state["classes_selected"] = made.id
             st.session_state["classes_message"] = f"Made the class {plain(made.name)}."
             st.rerun()
@@ -63,6 +69,7 @@ st.dataframe(pd.DataFrame({
     "Class": [c.name for c in classes],
     "On the roster": [c.roster_size for c in classes],
     "Late after (min)": [round(c.late_after_min, 1) for c in classes],
+    "Head turn": ["asked" if c.head_turn else "off" for c in classes],
     "Sessions": [len(book.sessions(c.id)) for c in classes],
 }), hide_index=True, width="stretch")
 
@@ -166,9 +173,12 @@ with st.form("class_settings"):
     late_after = st.number_input("Late after (minutes)", min_value=0, max_value=1440,
                                  value=int(round(chosen.late_after_min)), step=1,
                                  key=f"class_late_{class_id}")
+    head_turn = st.toggle("Ask for a head turn", value=chosen.head_turn, help=HEAD_TURN_HELP,
+                          key=f"class_head_turn_{class_id}")
     if st.form_submit_button("Save"):
         try:
-            book.update_class(class_id, name=renamed, late_after_min=late_after)
+            book.update_class(class_id, name=renamed, late_after_min=late_after,
+                              head_turn=head_turn)
             st.session_state["classes_message"] = "Saved."
             st.rerun()
         except ValueError as error:
