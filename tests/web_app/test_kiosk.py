@@ -282,10 +282,17 @@ def test_teacher_opens_switches_and_closes_sessions_at_the_check_in_page(registe
     at.run()
     assert register.open_session_id() is None
     assert at.selectbox(key="checkin_session_id").value is None
+    assert at.session_state["checkin_new_session_open"] is True  # nothing open: unfolded
+    assert [e.proto.expanded for e in at.expander if e.label == "Start a new class session"
+            ] == [True]
     next(t for t in at.text_input if t.label == "Session name (optional)").set_value("Art")
     next(b for b in at.button if b.label == "Start session").click()
     at.run()
     assert not at.exception, at.exception
+    # Started: "Start a new class session" folds again (it stayed open, issue 17).
+    assert at.session_state["checkin_new_session_open"] is False
+    assert not [e for e in at.expander if e.label == "Start a new class session"
+                and e.proto.expanded]
     current = register.current_session()
     assert current is not None and current.name == "Art"  # starting a session opens it
     assert "Class session: Art" in texts(at, "subheader")

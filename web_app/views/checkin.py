@@ -43,6 +43,8 @@ MODES = ("Live camera", "Snapshot", "Upload a photo")
 #: How long (seconds) the page keeps saying why the last head turn was refused.
 REFUSED_SHOWN_S = 10.0
 SESSION_KEY = "checkin_session_id"
+#: The "Start a new class session" expander's state, and the open session it was set for.
+NEW_SESSION_KEY, LAST_OPEN_KEY = "checkin_new_session_open", "checkin_new_session_for"
 NO_SESSION = "No class session is open: ask the teacher."
 
 
@@ -126,7 +128,14 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
         st.info("Make a class first (the **Classes** page): a session belongs to a class, "
                 "whose roster says who is expected.")
     else:
-        with st.expander("Start a new class session", expanded=book.open_session_id() is None), \
+        # Open while no session is, folded once one is: each time the open session changes
+        # (here or in another browser) the expander follows. A keyed expander, whose state
+        # session_state sets; an unkeyed one kept whatever the teacher last clicked.
+        current = book.open_session_id()
+        if st.session_state.get(LAST_OPEN_KEY, -1) != current:
+            st.session_state[NEW_SESSION_KEY] = current is None
+            st.session_state[LAST_OPEN_KEY] = current
+        with st.expander("Start a new class session", key=NEW_SESSION_KEY, on_change="rerun"), \
                 st.form("new_session", clear_on_submit=True):
             class_id = st.selectbox("Class", list(class_names),
                                     format_func=class_names.__getitem__, key="checkin_class")
