@@ -7,7 +7,9 @@ student who never comes), start a session of one class, check her in with the li
 (streamlit-webrtc), then let a never-enrolled stranger stand in front of the live camera
 for at least twice as long as she took to be checked in (a second Chromium: its fake
 camera plays his photo), and read the register: her present, the other student absent,
-nobody else. A screenshot of each of her steps goes to the test's output folder
+nobody else. Last, the teacher asks Art club for a head turn and opens its session, and a
+print of her, held still then waved, stands at the kiosk for a minute: nobody is checked
+in, and the page says why. A screenshot of each of her steps goes to the test's output folder
 (``FACEATT_BROWSER_OUT`` or pytest's tmp folder); none shows the stranger.
 
 The network is the shipped one (``model/weights/base.keras``) with its own open-set rule:
@@ -68,6 +70,9 @@ STRANGER, STRANGER_PHOTO = "Kofi_Annan", 1
 #: The stranger stands in front of the camera for twice the astronaut's time to check in,
 #: and never less than this (seconds).
 STAND_FLOOR_S = 10.0
+#: The proxy phase: a print of the astronaut held still, then waved, for this long (seconds)
+#: at a class that asks for a head turn; the fake camera loops ``PROXY_LOOP_S`` of it.
+PROXY_S, PROXY_LOOP_S, PROXY_STILL_S = 60.0, 10.0, 4.0
 #: Box colours of web_app/common.py (RGB): a named face, an unknown one. A frame "shows"
 #: a colour when this many pixels of a 320 x 240 copy lie within ``COLOUR_TOLERANCE`` of it
 #: on every channel (a caption band alone is some thousand pixels at that size; neither
@@ -234,7 +239,7 @@ def settle(page) -> None:  # type: ignore[no-untyped-def]
 
 def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
     """Pick ``option`` in the Streamlit selectbox called ``label``."""
-    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("combobox", name=label, exact=True).click()
     page.get_by_role("option", name=option, exact=True).click()
 
 
@@ -251,9 +256,10 @@ def make_class(page, name: str, roster: str) -> None:  # type: ignore[no-untyped
     page.get_by_label("Class name").fill(name)
     # The fake camera plays a still photo, which the head-turn check (on for a new class)
     # refuses by design: the teacher's switch turns it off for this class.
-    head_turn = page.get_by_role("checkbox", name="Ask for a head turn")
+    head_turn = page.get_by_test_id("stExpanderDetails").get_by_role(
+        "switch", name="Ask for a head turn")
     if head_turn.is_checked():
-        page.get_by_text("Ask for a head turn").click()
+        head_turn.locator("xpath=ancestor::label[1]").click()  # the switch's own label
     expect(head_turn).not_to_be_checked()
     settle(page)
     page.get_by_role("button", name="Make class").click()
@@ -295,6 +301,87 @@ def write_y4m(path: Path, image: np.ndarray) -> Path:
             out.write(b"FRAME\n")
             out.write(yuv)
     return path
+
+
+def write_proxy_y4m(path: Path, photo: np.ndarray) -> Path:
+    """A fake-camera video of ``photo`` printed (paper border) and held up: still for
+    ``PROXY_STILL_S`` (a hand's tremor), then waved by hand (tilted up to +/-30 degrees),
+    ``PROXY_LOOP_S`` in all, looped by Chromium (``model.learning.presentation``)."""
+    import cv2
+
+    from model.learning.presentation import PhotoAttack
+
+    small = cv2.resize(photo, (250, 250), interpolation=cv2.INTER_AREA)
+    still = PhotoAttack(small, "still", np.random.default_rng(7))
+    waved = PhotoAttack(small, "waved", np.random.default_rng(7))
+    waved.back, waved.centre, waved.width = still.back, still.centre, still.width
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for k in range(int(PROXY_LOOP_S * VIDEO_FPS)):
+            t = k / VIDEO_FPS
+            frame = (still if t < PROXY_STILL_S else waved).frame(t, None)
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> dict[str, object]:
+    """The teacher asks Art club for a head turn and opens a session of it; a second
+    Chromium, whose camera plays a print of the enrolled astronaut held still then waved,
+    stands at the Check-in page for ``PROXY_S``. Nobody may be checked in, and the page
+    must say why (the head turn it asked for was not done). Returns what was seen."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(STEP_S * 1000)
+        page.goto(f"{url}/classes")
+        choose(page, "Class", "Art club")
+        settings = page.get_by_test_id("stForm").filter(
+            has=page.get_by_role("button", name="Save"))
+        head_turn = settings.get_by_role("switch", name="Ask for a head turn")
+        expect(head_turn).not_to_be_checked()
+        head_turn.locator("xpath=ancestor::label[1]").click()
+        expect(head_turn).to_be_checked()
+        settle(page)
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Saved.")).to_be_visible()
+        page.goto(f"{url}/checkin")
+        with contextlib.suppress(AssertionError):  # folded while Maths 7B's session is open
+            expect(page.get_by_label("Session name (optional)")).to_be_visible(timeout=3000)
+        if not page.get_by_label("Session name (optional)").is_visible():
+            page.get_by_text("Start a new class session").click()
+        choose(page, "Class", "Art club")
+        page.get_by_label("Session name (optional)").fill("Tuesday")
+        settle(page)
+        page.get_by_role("button", name="Start session").click()
+        expect(page.get_by_text("Class session: Tuesday (Art club)")).to_be_visible()
+        webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+        expect(webrtc.get_by_role("button", name="START")).to_be_visible()
+        frame = watch_live_page(page)
+        start_stream(webrtc, lambda timeout: frame.wait_for_function(VIDEO_PLAYING_JS,
+                                                                      timeout=timeout))
+        arrived = time.monotonic()
+        said: set[str] = set()
+        # The deliberate wait: a photo held up to the kiosk for a minute; meanwhile, what
+        # the page says about it.
+        while time.monotonic() - arrived < PROXY_S:
+            for text in page.get_by_text(re.compile(r"^Not checked in")).all_inner_texts():
+                said.add(text)
+            page.wait_for_timeout(500)
+        expect(page.get_by_text("Checked in (0)")).to_be_visible()
+        seen = {"said": sorted(said), **boxes_shown(frame),
+                "toasts": page.evaluate("() => window.__toasts")}
+        page.screenshot(path=str(video.parent / "proxy.png"), full_page=True)
+        webrtc.get_by_role("button", name="STOP").click()
+    finally:
+        browser.close()
+    events = read_trace(trace, arrived)
+    seen["faces_seen"] = seen_faces(events)
+    seen["checkins"] = [e["name"] for e in events if e["ev"] == "checkin"]
+    assert seen["checkins"] == [] and seen["toasts"] == [], seen
+    assert seen["said"], f"the page never said why the photo was not checked in: {seen}"
+    return seen
 
 
 def write_accept_all_model(path: Path) -> Path:
@@ -544,6 +631,14 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             expect(table).to_be_visible()
             page.wait_for_timeout(1000)
             page.screenshot(path=str(out_dir / "3-attendance.png"), full_page=True)
+
+            # 5. A print of her, held up to the kiosk of a class that asks for a head turn
+            #    (another browser: its camera plays the print, still then waved).
+            proxy = hold_up_a_photo(playwright, expect, url,
+                                    write_proxy_y4m(tmp_path / "proxy.y4m",
+                                                    np.ascontiguousarray(data.astronaut())),
+                                    trace)
+            print(f"a print of the astronaut held up for {PROXY_S:.0f} s: {proxy}")
         except Exception:
             # For whoever reads the CI output: the page as it was, and what the server said.
             with contextlib.suppress(Exception):
@@ -558,14 +653,17 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
 
     book = AttendanceBook(tmp_path / "data" / "attendance.sqlite3")
     rows = book.checkins()
-    assert [(r.person, r.how) for r in rows] == [(PERSON, "live")]
-    [session] = book.sessions()
+    assert [(r.person, r.how) for r in rows] == [(PERSON, "live")]  # the print: nobody
+    maths = book.find_class("Maths 7B")
+    assert maths is not None
+    [session] = book.sessions(maths.id)
     register = book.register(session.id)
     assert register.class_name == "Maths 7B"
     assert [(r.person, r.status) for r in register.rows] == [(PERSON, "present"),
                                                              ("Grace Hopper", "absent")]
     art = book.find_class("Art club")
-    assert art is not None and book.sessions(art.id) == []
+    assert art is not None and art.head_turn
+    assert [s.name for s in book.sessions(art.id)] == ["Tuesday"]
     # The snapshot, and at most one frame of the still camera's capture: no repeated views.
     assert 1 <= len(list((tmp_path / "data" / "gallery" / PERSON).glob("*.jpg"))) <= 2
     for shot in ("1-enroll.png", "1b-enroll-live.png", "2a-classes.png", "2-checkin-live.png",

@@ -93,8 +93,9 @@ def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # 
 def head_turn_refusal(step: Step) -> str:
     """Why the kiosk did not check a face in after its head-turn challenge (no name)."""
     if step.action == ASK_TEACHER:
-        return (f"Not checked in: {step.reason or 'the head turn failed'}. Three tries "
-                "failed: please ask the teacher.")
+        return ("Not checked in: the head turn failed three times"
+                + (f" (last: {step.reason})" if step.reason else "")
+                + ". Please ask the teacher.")
     return (f"Not checked in yet: {step.reason}. Follow the arrow on the video "
             f"({step.tries_left} {'try' if step.tries_left == 1 else 'tries'} left).")
 
