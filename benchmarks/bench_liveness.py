@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import random
 import sys
 import time
@@ -108,13 +109,14 @@ def _frontal_photos(lfw_dir: Path, count: int, seed: int) -> list[Path]:
     return chosen
 
 
-def _run(task: tuple[str, int, str]) -> dict[str, Any]:
-    """One presentation: (kind, seed, photo path or pose person)."""
+def _run(task: tuple[str, int, str, int]) -> dict[str, Any]:
+    """One presentation: (kind, seed, photo path or pose person, moves asked for)."""
     from benchmarks.liveness_trial import NamingEngine, attempt
     from model.images import load_image
     from model.learning.presentation import GenuineHead, PhotoAttack, ReplayAttack
+    from model.school.liveness import HeadTurnRule
 
-    kind, seed, what = task
+    kind, seed, what, moves = task
     rng = np.random.default_rng(seed)
     if kind == "genuine":
         scene: Any = GenuineHead(_state["people"][what], rng)
@@ -124,7 +126,8 @@ def _run(task: tuple[str, int, str]) -> dict[str, Any]:
     else:
         scene = PhotoAttack(load_image(Path(what).read_bytes()), kind, rng)
     started = time.perf_counter()
-    result = attempt(scene, NamingEngine(_state["detector"]), chooser=random.Random(seed))
+    result = attempt(scene, NamingEngine(_state["detector"]), chooser=random.Random(seed),
+                     rule=HeadTurnRule(moves=moves))
     return {"kind": kind, "passed": result.passed, "seconds": result.seconds,
             "reasons": result.reasons, "gave_up": result.gave_up, "frames": result.frames,
             "cpu_s": time.perf_counter() - started}
@@ -136,19 +139,20 @@ def presentations(args: argparse.Namespace) -> None:
     photos = [str(p) for p in _frontal_photos(args.lfw, args.attempts, SEED)]
     print(f"pose people usable in every pose: {len(people)} ({', '.join(people)}); "
           f"frontal LFW DevTest photos: {len(photos)}", flush=True)
-    tasks: list[tuple[str, int, str]] = []
+    tasks: list[tuple[str, int, str, int]] = []
     for i in range(args.genuine):
-        tasks.append(("genuine", 1000 + i, people[i % len(people)]))
+        tasks.append(("genuine", 1000 + i, people[i % len(people)], args.moves))
     for kind in args.kinds:
         for i in range(args.attempts):
             what = people[i % len(people)] if kind == "replay" else photos[i % len(photos)]
-            tasks.append((kind, 100_000 * (ATTACKS.index(kind) + 1) + i, what))
+            tasks.append((kind, 100_000 * (ATTACKS.index(kind) + 1) + i, what, args.moves))
     started = time.time()
-    with ProcessPoolExecutor(args.workers, initializer=_setup,
-                             initargs=(str(args.pose), str(args.lfw))) as pool:
+    # Fresh worker processes (spawn): TensorFlow, loaded here already, does not survive a fork.
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_setup, initargs=(str(args.pose), str(args.lfw))) as pool:
         results = list(pool.map(_run, tasks, chunksize=4))
     print(f"{len(results)} presentations in {time.time() - started:.0f} s "
-          f"({args.workers} workers)\n")
+          f"({args.workers} workers), {args.moves} moves asked per try\n")
     print(f"{'presentations':<34} {'n':>5} {'checked in':>11} {'rate':>7} {'95% upper':>10}"
           "  why refused (first reason of each)")
     for kind in ("genuine", *args.kinds):
@@ -267,6 +271,8 @@ def main() -> None:
     parser.add_argument("--genuine", type=int, default=300, help="genuine presentations")
     parser.add_argument("--kinds", nargs="*", default=list(ATTACKS), choices=ATTACKS)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--moves", type=int, default=2,
+                        help="moves asked per try (the app's HeadTurnRule.moves is 2)")
     parser.add_argument("--pairs", type=int, default=0,
                         help="also score this many LFW real-turn pairs and tilted prints")
     parser.add_argument("--same-face", action="store_true",

@@ -85,6 +85,10 @@ class HeadTurnRule:
     hold_frames: int = 3
     #: Seconds to reach a move (and to come back to the front) after it was asked for.
     move_timeout_s: float = 5.0
+    #: Seconds after a prompt before which leaving the front cannot be an answer to it (no
+    #: one reads an arrow and starts turning that fast; the prompt also reaches the screen
+    #: a frame or two late): a turn that began sooner fails the try as "before being asked".
+    min_reaction_s: float = 0.25
     #: A random wait (seconds, uniform) of facing the camera before each prompt, so that a
     #: recording cannot know when the prompt comes; turning during it fails the try.
     wait_s: tuple[float, float] = (0.2, 0.6)
@@ -161,6 +165,7 @@ class HeadTurnChallenge:
     since: float = 0.0  # when the current action began
     prompt_at: float = 0.0  # LOOK: when the prompt is due once the face faces the camera
     streaks: dict[str, int] = field(default_factory=dict)
+    departed: float | None = None  # MOVE: when the face left the front after the prompt
     front: Landmarks | None = None
     turned: list[Landmarks] = field(default_factory=list)
     reason: str = ""  # why the try failed; on a new try, why the last one did (shown first)
@@ -210,15 +215,21 @@ class HeadTurnChallenge:
             if "front" in held and self.prompt_at == float("inf"):
                 self.prompt_at = now + self._wait()
             if now >= self.prompt_at:
-                self.action, self.since, self.turned = MOVE, now, []
+                self.action, self.since, self.turned, self.departed = MOVE, now, [], None
             return self._step()
         if self.action == MOVE:
             wanted = self.moves[self.index]
+            if front:
+                self.departed = None
+            elif self.departed is None:
+                self.departed = now
             if held - {"front", wanted} and wanted not in reached:
                 return self._fail(WRONG_WAY)
             if wanted in reached:
                 self.turned.append(landmarks)
                 if wanted in held:
+                    if self.departed is not None and self.departed - self.since < rule.min_reaction_s:
+                        return self._fail(EARLY)  # began before anyone could read the prompt
                     assert self.front is not None
                     # The largest departure of the held frames: one good view is enough
                     # for a head, and a photo has none.
