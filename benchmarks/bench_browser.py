@@ -123,7 +123,7 @@ def prepare_data(data_dir: Path) -> int:
     from skimage import data
 
     from model.api import FaceAttendance
-    from model.runtime import import_tensorflow_quietly
+    from model.core.runtime import import_tensorflow_quietly
     from model.settings import get_settings
 
     import_tensorflow_quietly()

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.runtime import import_tensorflow_quietly
+from model.core.runtime import import_tensorflow_quietly
 
 GALLERY_SIZES = (10, 100, 1_000, 10_000)
 IMAGES_PER_PERSON = 10
@@ -96,7 +96,7 @@ def _seed_pair_network(recognizer: Any) -> Callable[[np.ndarray, np.ndarray], np
     import keras
     import tensorflow as tf
 
-    from model.network import build_cosine_siamese
+    from model.core.network import build_cosine_siamese
 
     if recognizer.path is not None:
         siamese = keras.saving.load_model(recognizer.path, compile=False)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import_tensorflow_quietly()
-    from model.recognizer import load_recognizer
+    from model.core.recognizer import load_recognizer
 
     recognizer = load_recognizer()
     recognizer.warm_up()

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.runtime import import_tensorflow_quietly
+from model.core.runtime import import_tensorflow_quietly
 
 SHIFT = 0.15  # of the face's size: more than a face moves in 1/15 s
 SEED = 0
@@ -42,7 +42,7 @@ SEED = 0
 def align_both(root: Path, people: list[tuple[str, int]], shift: float,
                seed: int = SEED) -> tuple[Any, Any, dict[str, Any]]:
     """DevTest aligned twice from one detection per photo: (cascade, follow, counts)."""
-    from model.alignment import align_face, crop_box
+    from model.core.alignment import align_face, crop_box
     from model.core.detection import load_detector
     from model.learning import lfw
     from model.learning.lfw import AlignedLfw
@@ -101,9 +101,9 @@ def align_both(root: Path, people: list[tuple[str, int]], shift: float,
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from model.core.recognizer import load_recognizer
     from model.learning import lfw
     from model.learning.evaluation import evaluate_recognizer
-    from model.recognizer import load_recognizer
     from model.settings import get_settings
 
     root = lfw.lfw_dir()

@@ -37,7 +37,7 @@ TARGET_PEAK_MB = 1500
 #: Runs in a fresh process: imports, then one timed ``load_image``; prints one JSON line.
 _CHILD = """
 import json, resource, sys, time
-from model.images import load_image
+from model.core.images import load_image
 
 def peak_kb():
     try:

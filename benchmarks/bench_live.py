@@ -41,7 +41,7 @@ SNAPSHOT_TARGET_MS = 1000.0
 
 def _engine(data_dir: Path) -> Any:
     from model.api import FaceAttendance
-    from model.runtime import import_tensorflow_quietly
+    from model.core.runtime import import_tensorflow_quietly
     from model.settings import get_settings
 
     import_tensorflow_quietly()
@@ -142,7 +142,7 @@ def bench_snapshot(engine: Any, repeats: int) -> dict[str, float]:
     """A photo answered end to end: decode the JPEG, find, align, embed and match faces."""
     import cv2
 
-    from model.images import encode_jpeg, load_image
+    from model.core.images import encode_jpeg, load_image
 
     figures = {}
     for width, height in ((640, 480), (1280, 960)):

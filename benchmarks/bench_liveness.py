@@ -85,8 +85,8 @@ def _setup(pose_dir: str, lfw_dir: str) -> None:
 def _frontal_photos(lfw_dir: Path, count: int, seed: int) -> list[Path]:
     """LFW DevTest photos whose face looks at the camera (the photos a proxy would print)."""
     from model.core.detection import FaceDetector
+    from model.core.images import load_image
     from model.core.pose import head_pose
-    from model.images import load_image
     from model.learning import lfw
     from model.school.liveness import HeadTurnRule
 
@@ -112,7 +112,7 @@ def _frontal_photos(lfw_dir: Path, count: int, seed: int) -> list[Path]:
 def _run(task: tuple[str, int, str, int]) -> dict[str, Any]:
     """One presentation: (kind, seed, photo path or pose person, moves asked for)."""
     from benchmarks.liveness_trial import NamingEngine, attempt
-    from model.images import load_image
+    from model.core.images import load_image
     from model.learning.presentation import GenuineHead, PhotoAttack, ReplayAttack
     from model.school.liveness import HeadTurnRule
 
@@ -177,8 +177,8 @@ def presentations(args: argparse.Namespace) -> None:
 def pairs(args: argparse.Namespace) -> None:
     """The flat-motion test alone on LFW: real turns (two photos) and tilted prints."""
     from model.core.detection import FaceDetector
+    from model.core.images import load_image
     from model.core.pose import head_pose, off_plane
-    from model.images import load_image
     from model.learning import lfw
     from model.learning.presentation import PhotoAttack
     from model.school.liveness import HeadTurnRule, _reached
@@ -233,8 +233,8 @@ def pairs(args: argparse.Namespace) -> None:
 def same_face(args: argparse.Namespace) -> None:
     """Cosines behind ``web_app.live.SAME_FACE_COSINE``: a photo against the unit mean of
     three other photos of the same person, and of other people (LFW DevTrain)."""
+    from model.core.recognizer import load_recognizer
     from model.learning import lfw
-    from model.recognizer import load_recognizer
     from model.settings import get_settings
 
     data = lfw.load_aligned_lfw(args.lfw, cache=lfw.cache_dir() / lfw.CACHE_NAME)

@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.runtime import import_tensorflow_quietly
+from model.core.runtime import import_tensorflow_quietly
 
 TOLERANCE = 0.6  # face_recognition's documented default
 
@@ -136,9 +136,9 @@ def main() -> int:
     args = parser.parse_args()
 
     import_tensorflow_quietly()
+    from model.core.recognizer import load_recognizer
     from model.learning import lfw
     from model.learning.teacher import teacher_available
-    from model.recognizer import load_recognizer
 
     root = lfw.lfw_dir()
     if not lfw.lfw_available(root):

@@ -66,6 +66,7 @@ for _folder in (TESTS_DIR / "web_app", TESTS_DIR / "model", TESTS_DIR, REPO_ROOT
 
 from model.api import FaceAttendance  # noqa: E402
 from model.core import registry  # noqa: E402
+from model.core.images import encode_jpeg, encode_png, load_image  # noqa: E402
 from model.errors import (  # noqa: E402
     FaceAttendanceError,
     ImageError,
@@ -74,7 +75,6 @@ from model.errors import (  # noqa: E402
     NameTakenError,
     NoFaceError,
 )
-from model.images import encode_jpeg, encode_png, load_image  # noqa: E402
 from model.settings import Settings, get_settings  # noqa: E402
 
 OK = "ok"

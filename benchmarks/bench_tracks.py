@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.runtime import import_tensorflow_quietly
+from model.core.runtime import import_tensorflow_quietly
 
 TEACHER_CACHE = "lfw_teacher_dlib_v1_devtest.npz"
 GALLERY_SIZE = 900
@@ -152,8 +152,8 @@ def pooled(results: list[Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from model.core.recognizer import load_recognizer
     from model.learning import lfw
-    from model.recognizer import load_recognizer
     from model.settings import get_settings
 
     root = lfw.lfw_dir()

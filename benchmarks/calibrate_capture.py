@@ -25,10 +25,10 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.alignment import align_face
+from model.core.alignment import align_face
 from model.core.detection import FaceDetector, load_detector
 from model.core.pose import HeadPose, head_pose
-from model.recognizer import Recognizer, load_recognizer
+from model.core.recognizer import Recognizer, load_recognizer
 from model.records import DetectedFace
 from model.settings import get_settings
 

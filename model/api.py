@@ -19,10 +19,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from model.alignment import align_face
 from model.core import registry
+from model.core.alignment import align_face
 from model.core.detection import FaceDetector, load_detector
+from model.core.images import ImageSource, load_image
 from model.core.matching import Decision, GalleryIndex
+from model.core.recognizer import Recognizer, load_recognizer
 from model.errors import (
     ConsentRequiredError,
     DifferentPersonError,
@@ -31,9 +33,7 @@ from model.errors import (
     MultipleFacesError,
     NoFaceError,
 )
-from model.images import ImageSource, load_image
 from model.naming import display_name, normalize_name, normalize_student_id
-from model.recognizer import Recognizer, load_recognizer
 from model.records import DetectedFace, Match, Verification
 from model.school.attendance import AttendanceBook
 from model.school.classes import SchoolClass

@@ -183,7 +183,7 @@ def _add_training_commands(sub: Any, common: argparse.ArgumentParser,
         p = sub.add_parser(command, parents=[common], help=help_text, conflict_handler="resolve")
         if command not in words:
             continue
-        from model.runtime import import_tensorflow_quietly
+        from model.core.runtime import import_tensorflow_quietly
 
         import_tensorflow_quietly()
         add_arguments(p)
@@ -240,8 +240,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from model.core.network import ARCHITECTURES
     from model.learning.training import TrainConfig
-    from model.network import ARCHITECTURES
 
     defaults = TrainConfig()
     parser.add_argument("--architecture", choices=ARCHITECTURES, default=defaults.architecture)
@@ -299,10 +299,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from model.core import files
+    from model.core.recognizer import load_recognizer
     from model.core.registry import sidecar_path
     from model.learning import evaluation, lfw
     from model.learning.distill import calibration_people
-    from model.recognizer import load_recognizer
 
     if not lfw.lfw_available(args.lfw):
         raise UserError(f"LFW not found in {args.lfw or lfw.lfw_dir()} (set FACEATT_LFW_DIR).")
@@ -332,8 +332,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from model.core.recognizer import load_recognizer
     from model.learning import evaluation, lfw
-    from model.recognizer import load_recognizer
 
     if not lfw.lfw_available(args.lfw):
         raise UserError(f"LFW not found in {args.lfw or lfw.lfw_dir()} (set FACEATT_LFW_DIR).")
@@ -404,7 +404,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 def _engine(args: argparse.Namespace) -> Any:
     from model.api import FaceAttendance
-    from model.runtime import import_tensorflow_quietly
+    from model.core.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
 
@@ -528,7 +528,7 @@ def _open_class(name: str) -> Any:
 
 
 def _cmd_identify(args: argparse.Namespace) -> int:
-    from model.images import load_image
+    from model.core.images import load_image
 
     engine = _engine(args)
     note = _untrained_note(engine)

@@ -34,7 +34,7 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def astronaut_jpeg(astronaut, tmp_path_factory) -> Path:
     """The astronaut photo as a JPEG file."""
-    from model.images import encode_jpeg
+    from model.core.images import encode_jpeg
 
     path = tmp_path_factory.mktemp("faces") / "astronaut.jpg"
     path.write_bytes(encode_jpeg(astronaut))
@@ -84,7 +84,7 @@ def detector(test_settings):
 @pytest.fixture(scope="session")
 def recognizer(test_settings):
     """The active recognizer: the shipped base model if it exists, else the untrained network."""
-    from model.recognizer import load_recognizer
+    from model.core.recognizer import load_recognizer
 
     return load_recognizer(None, test_settings)
 

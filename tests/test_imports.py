@@ -83,3 +83,25 @@ def test_the_register_never_imports_training_or_the_facade():
         if bad:
             offenders[str(path.relative_to(ROOT))] = bad
     assert _sources("model/school") and not offenders, offenders
+
+
+def test_the_inference_core_imports_nothing_above_it():
+    """model/core/ (images, detection, alignment, network, recognizer, matching, ...) uses
+    only itself and the library's plain records, errors, settings and naming (STYLE.md)."""
+    allowed = {"model.core", "model.records", "model.errors", "model.settings", "model.naming"}
+    offenders = {}
+    for path in _sources("model/core"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   for alias in node.names}
+        modules |= {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+        above = sorted(m for m in modules if (m == "model" or m.startswith("model."))
+                       and not any(m == a or m.startswith(a + ".") for a in allowed))
+        if above:
+            offenders[path.name] = above
+    assert not offenders
+    assert {p.stem for p in _sources("model/core")} >= {
+        "images", "detection", "alignment", "network", "recognizer", "matching", "runtime"}
+    assert not any((ROOT / "model" / f"{name}.py").exists()
+                   for name in ("images", "alignment", "network", "recognizer", "runtime"))

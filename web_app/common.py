@@ -30,7 +30,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
-from model.images import load_image
+from model.core.images import load_image
 from model.school.access import (
     ENV_ADMIN_PASSCODE,
     ENV_ADMIN_PASSCODE_HASH,
@@ -65,7 +65,7 @@ ADMIN_STATE_KEY = "admin_passcode_digest"
 BROWSER_ID_KEY = "admin_browser_id"
 #: What the kiosk says about a face it did not recognise when no safe reason is known.
 UNKNOWN_REASON = "not recognised"
-#: Photo types the upload widgets accept (what ``model.images.load_image`` reads).
+#: Photo types the upload widgets accept (what ``model.core.images.load_image`` reads).
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 #: No ICE servers: the live camera works on localhost and a school LAN without internet.
 RTC_CONFIGURATION: dict[str, list[str]] = {"iceServers": []}

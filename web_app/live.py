@@ -36,7 +36,7 @@ if "tensorflow" not in sys.modules or "aiortc" in sys.modules:
     with contextlib.suppress(ImportError):
         import streamlit_webrtc  # noqa: F401
 
-from model.alignment import align_face
+from model.core.alignment import align_face
 from model.core.tracking import FaceTracker, Track
 from model.school.attendance import AttendanceBook
 from model.school.checkin import CheckInTracker, LiveCheckIn, TrackEvidence

@@ -20,8 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from model.core.runtime import import_tensorflow_quietly
 from model.records import DetectedFace, Landmarks
-from model.runtime import import_tensorflow_quietly
 
 
 class FaceDetector:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from model import network
+from model.core import network
 from model.learning.camera import classroom_augment
 
 
@@ -267,7 +267,7 @@ def distill_student(crops: np.ndarray, targets: np.ndarray, labels: np.ndarray, 
 
 def _start_from(backbone: Any, path: str) -> None:
     """Copy the backbone weights of the saved model at ``path`` into ``backbone``."""
-    import keras  # the custom layers are registered: ``model.network`` is imported above
+    import keras  # the custom layers are registered: ``model.core.network`` is imported above
 
     saved = keras.saving.load_model(path, compile=False)
     backbone.set_weights(saved.get_layer("embedding").get_layer("backbone").get_weights())
@@ -363,9 +363,9 @@ def distill_model(config: DistillConfig, output: str | Path, *, lfw_root: str | 
     """
     from datetime import UTC, datetime
 
+    from model.core.recognizer import Recognizer, save_recognizer
     from model.learning import evaluation, lfw
     from model.learning.teacher import CACHE_NAME, load_teacher_lfw
-    from model.recognizer import Recognizer, save_recognizer
 
     report = progress or (lambda message: None)
     root = lfw_root or lfw.lfw_dir()
@@ -418,7 +418,7 @@ def distill_model(config: DistillConfig, output: str | Path, *, lfw_root: str | 
     save_recognizer(siamese, output, card)
     if evaluate:
         report("evaluating on DevTest (clean and shifted camera)")
-        from model.recognizer import load_recognizer
+        from model.core.recognizer import load_recognizer
 
         figures = evaluation.evaluate_recognizer(load_recognizer(output), lfw_root=root, aligned=aligned,
                                                  progress=report)

@@ -504,7 +504,7 @@ def evaluate_recognizer(
 
 def evaluate_model(path: str | Path, **kwargs: Any) -> Evaluation:
     """``evaluate_recognizer`` for the saved model at ``path``."""
-    from model.recognizer import load_recognizer
+    from model.core.recognizer import load_recognizer
 
     return evaluate_recognizer(load_recognizer(path), **kwargs)
 

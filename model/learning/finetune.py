@@ -111,7 +111,7 @@ def read_gallery(gallery_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """
     import cv2
 
-    from model.images import load_image
+    from model.core.images import load_image
 
     crops, names = [], []
     root = Path(gallery_dir)
@@ -150,7 +150,7 @@ def split_held_out(labels: np.ndarray, fraction: float = 0.3,
 
 def _embed(siamese: Any, crops: np.ndarray) -> np.ndarray:
     """Embeddings through the one scorer's embedder (``Recognizer.from_model``)."""
-    from model.recognizer import Recognizer
+    from model.core.recognizer import Recognizer
 
     return Recognizer.from_model(siamese).embed(crops)
 
@@ -217,8 +217,8 @@ def _split_model(siamese: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Any]
     trainable part: features -> unit embedding through the model's own ``adapter``)."""
     import keras
 
+    from model.core.network import L2Normalize
     from model.errors import ModelError
-    from model.network import L2Normalize
 
     embedding = siamese.get_layer("embedding")
     names = {layer.name for layer in embedding.layers}
@@ -234,7 +234,7 @@ def _split_model(siamese: Any) -> tuple[Callable[[np.ndarray], np.ndarray], Any]
 
 def _features(lower: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, size: int,
               batch: int = 64) -> np.ndarray:
-    from model.network import resize_faces
+    from model.core.network import resize_faces
 
     return np.concatenate([lower(resize_faces(crops[begin:begin + batch], size))
                            for begin in range(0, len(crops), batch)])
@@ -292,7 +292,7 @@ def finetune_model(siamese: Any, crops: np.ndarray, labels: np.ndarray, *,
     """
     import keras
 
-    from model.network import input_size_of
+    from model.core.network import input_size_of
 
     report = progress or (lambda event: None)
     keras.utils.set_random_seed(seed)
@@ -334,7 +334,7 @@ def finetune_gallery(gallery_dir: str | Path, base_model_path: str | Path | None
     shipped base), and ``settings.models_dir``. See the module docstring."""
     import keras
 
-    from model import network  # noqa: F401  (registers the custom layers)
+    from model.core import network  # noqa: F401  (registers the custom layers)
     from model.settings import get_settings
 
     started = time.monotonic()
@@ -432,8 +432,8 @@ def lfw_finetune_benchmark(base_model_path: str | Path, *, people: int = 30, enr
     import cv2
 
     from model.core.matching import GalleryIndex
+    from model.core.recognizer import load_recognizer
     from model.learning import evaluation, lfw
-    from model.recognizer import load_recognizer
 
     report = progress or (lambda message: None)
     aligned = lfw.load_aligned_lfw(lfw_root)

@@ -174,7 +174,7 @@ def load_aligned_lfw(root: str | Path | None = None, *, cache: str | Path | None
 def align_lfw(root: str | Path, people: Sequence[tuple[str, int]], *,
               progress: Progress | None = None, batch_size: int = 32) -> AlignedLfw:
     """Detect and align every image of ``people`` (no cache). See the module docstring."""
-    from model.alignment import align_face, crop_box
+    from model.core.alignment import align_face, crop_box
     from model.core.detection import load_detector
 
     detector = load_detector(min_confidence=get_settings().min_detection_confidence)

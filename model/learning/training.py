@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from model import network
+from model.core import network
 from model.core.files import atomic_save, atomic_write_text
-from model.recognizer import save_recognizer
+from model.core.recognizer import save_recognizer
 
 
 @dataclass(frozen=True)
@@ -433,8 +433,8 @@ def train_model(config: TrainConfig, output: str | Path, *, lfw_root: str | Path
     These recipes train on every DevTrain person, so their rule is calibrated on people
     they have seen (optimistic); the distilled student (``distill``) holds people out.
     """
+    from model.core.recognizer import Recognizer
     from model.learning import evaluation, lfw
-    from model.recognizer import Recognizer
 
     report = progress or (lambda event: None)
     report(TrainProgress("data", 0, 1, message="loading aligned LFW crops"))

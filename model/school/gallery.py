@@ -39,8 +39,8 @@ import numpy as np
 
 from model.core import files
 from model.core.files import atomic_write_bytes
+from model.core.images import encode_jpeg, load_image
 from model.errors import ConsentRequiredError, LastPhotoError, NameTakenError, UnknownPersonError
-from model.images import encode_jpeg, load_image
 from model.naming import (
     confusable_key,
     display_name,

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from model.errors import FaceAttendanceError
 from model.naming import normalize_name, normalize_student_id
 
-#: File endings read as photos (what ``model.images.load_image`` decodes).
+#: File endings read as photos (what ``model.core.images.load_image`` decodes).
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 #: Limits on an uploaded zip: members, bytes once unpacked, bytes of one member. A class
 #: of 40 with 20 phone photos each is ~800 files and ~4 GB at most; more is refused

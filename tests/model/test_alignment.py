@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from model.alignment import align_face, crop_box, similarity_matrix, template_points
+from model.core.alignment import align_face, crop_box, similarity_matrix, template_points
 from model.records import DetectedFace, Landmarks
 
 SIZE = 112

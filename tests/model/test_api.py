@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.core.images import encode_jpeg, encode_png
 from model.errors import ConsentRequiredError, MultipleFacesError, NoFaceError, UnknownPersonError
-from model.images import encode_jpeg, encode_png
 from model.records import Match, Verdict, grade_pair
 
 pytestmark = pytest.mark.slow

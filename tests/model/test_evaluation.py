@@ -98,8 +98,8 @@ def test_calibrated_rule_keeps_strangers_near_the_target():
 def test_a_handful_of_lfw_pairs(lfw_dir, tmp_path):
     """Align the photos of 8 DevTest pairs and score them with the shipped model."""
     from model.core.matching import pair_scores
+    from model.core.recognizer import load_recognizer
     from model.learning import lfw
-    from model.recognizer import load_recognizer
     from model.settings import get_settings
 
     base = get_settings().base_model_path

@@ -37,8 +37,8 @@ def _write_gallery(root, people: int = 3, per_person: int = 5, seed: int = 0) ->
 def base_model(tmp_path):
     import keras
 
-    from model import network
-    from model.recognizer import save_recognizer
+    from model.core import network
+    from model.core.recognizer import save_recognizer
 
     keras.utils.set_random_seed(0)
     embedding = network.build_student_embedding(network.build_compact_backbone(32, 16, 8))
@@ -88,7 +88,7 @@ def test_finetune_a_tiny_gallery(tmp_path, base_model):
         assert meta["training"]["trained_on_ids"] == sorted(ids.values()) and len(ids) == 3
         assert "Person 0" not in json.dumps(meta["training"])
         # Only the adapter moved, so the recognizer maps the stored cohort into the new space.
-        from model.recognizer import load_recognizer
+        from model.core.recognizer import load_recognizer
 
         tuned, base = load_recognizer(result.model_path), load_recognizer(base_model)
         assert tuned.cohort.shape == base.cohort.shape

@@ -73,7 +73,7 @@ def test_changed_crop_bytes_are_re_embedded(gallery, fake_embedder):
     before = gallery.embeddings(fake_embedder)
     path = gallery.image_paths("Ada Lovelace")[0]
     row = before.paths.index(path)
-    from model.images import encode_jpeg
+    from model.core.images import encode_jpeg
 
     path.write_bytes(encode_jpeg(np.full((112, 112, 3), 7, dtype=np.uint8)))
     after = gallery.embeddings(fake_embedder)

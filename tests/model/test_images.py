@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.core.images import DECODE_MAX_SIDE, encode_jpeg, encode_png, load_image
 from model.errors import ImageError
-from model.images import DECODE_MAX_SIDE, encode_jpeg, encode_png, load_image
 
 WIDTH, HEIGHT = 60, 40
 

@@ -8,8 +8,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from model.core.images import encode_jpeg, encode_png
 from model.errors import ConsentRequiredError
-from model.images import encode_jpeg, encode_png
 from model.school.importing import (
     ImportProblem,
     RosterEntry,

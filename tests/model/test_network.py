@@ -16,7 +16,7 @@ def _faces(n: int, size: int, seed: int = 0) -> np.ndarray:
 def test_save_reload_gives_identical_outputs(architecture, tmp_path):
     import keras
 
-    from model import network
+    from model.core import network
 
     keras.utils.set_random_seed(0)
     siamese = network.build_siamese(network.build_embedding(architecture))
@@ -36,7 +36,7 @@ def test_save_reload_gives_identical_outputs(architecture, tmp_path):
 
 
 def test_compact_is_small_normalised_and_mirror_invariant():
-    from model import network
+    from model.core import network
 
     embedding = network.build_embedding("compact")
     assert embedding.name == "embedding"
@@ -50,7 +50,7 @@ def test_compact_is_small_normalised_and_mirror_invariant():
 
 
 def test_cosface_subtracts_the_margin_from_the_true_class_only():
-    from model.network import CosFaceLogits
+    from model.core.network import CosFaceLogits
 
     layer = CosFaceLogits(5, scale=10.0, margin=0.25)
     x = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
@@ -66,7 +66,7 @@ def test_cosface_subtracts_the_margin_from_the_true_class_only():
 
 
 def test_resize_faces_shapes():
-    from model.network import resize_faces
+    from model.core.network import resize_faces
 
     crops = np.zeros((2, 112, 112, 3), np.uint8)
     assert resize_faces(crops, 64).shape == (2, 64, 64, 3)

@@ -16,8 +16,8 @@ def saved_model(tmp_path_factory):
     and reloaded."""
     import keras
 
-    from model.network import build_compact_backbone, build_cosine_siamese, build_student_embedding
-    from model.recognizer import load_recognizer, save_recognizer
+    from model.core.network import build_compact_backbone, build_cosine_siamese, build_student_embedding
+    from model.core.recognizer import load_recognizer, save_recognizer
 
     keras.utils.set_random_seed(7)
     embedding = build_student_embedding(build_compact_backbone(48, 16, 8))
@@ -89,7 +89,7 @@ def test_score_shape_and_entries(saved_model):
 
 @pytest.mark.slow
 def test_save_load_round_trip(saved_model):
-    from model.recognizer import file_version, load_recognizer, sidecar_path
+    from model.core.recognizer import file_version, load_recognizer, sidecar_path
 
     siamese, path, recognizer, _ = saved_model
     card = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
@@ -104,8 +104,8 @@ def test_save_load_round_trip(saved_model):
 
 @pytest.mark.slow
 def test_bad_model_files_are_model_errors(tmp_path):
+    from model.core.recognizer import load_recognizer
     from model.errors import ModelError
-    from model.recognizer import load_recognizer
 
     with pytest.raises(ModelError):
         load_recognizer(tmp_path / "missing.keras")
@@ -117,7 +117,7 @@ def test_bad_model_files_are_model_errors(tmp_path):
 
 @pytest.mark.slow
 def test_untrained_recognizer_is_labelled_and_stable(tmp_path):
-    from model.recognizer import untrained_recognizer
+    from model.core.recognizer import untrained_recognizer
 
     first = untrained_recognizer()
     assert not first.trained and "untrained" in first.label and "untrained" in first.version
@@ -128,7 +128,7 @@ def test_untrained_recognizer_is_labelled_and_stable(tmp_path):
 @pytest.mark.slow
 def test_a_crash_while_saving_leaves_the_working_model_intact(saved_model):
     """Training or fine-tuning that dies mid-save must not damage the model in use."""
-    from model.recognizer import file_version, load_recognizer, save_recognizer, sidecar_path
+    from model.core.recognizer import file_version, load_recognizer, save_recognizer, sidecar_path
 
     siamese, path, _, _ = saved_model
     before = (path.read_bytes(), sidecar_path(path).read_bytes())

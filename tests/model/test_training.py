@@ -65,7 +65,7 @@ def test_a_few_pair_epochs_lower_the_koch_loss():
 
 
 def test_fit_cosine_head_separates_clustered_embeddings():
-    from model import network
+    from model.core import network
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(6, 16))
@@ -87,8 +87,8 @@ def test_fit_cosine_head_separates_clustered_embeddings():
 
 
 def test_atomic_save_writes_model_and_card(tmp_path):
-    from model import network
-    from model.recognizer import save_recognizer
+    from model.core import network
+    from model.core.recognizer import save_recognizer
 
     siamese = network.build_cosine_siamese(
         network.build_student_embedding(network.build_compact_backbone(32, 16, 8)),

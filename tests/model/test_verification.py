@@ -12,8 +12,8 @@ from synthetic_faces import synthetic_face
 
 from model.api import FaceAttendance, main_face
 from model.core.matching import MatchRule
+from model.core.recognizer import Recognizer
 from model.errors import NoFaceError
-from model.recognizer import Recognizer
 from model.records import DetectedFace, Verdict, Verification, grade_pair
 from model.school.gallery import Gallery
 from model.settings import get_settings

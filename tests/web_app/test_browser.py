@@ -389,8 +389,9 @@ def write_accept_all_model(path: Path) -> Path:
     (``make_screenshots.py`` uses it where the shipped network is missing)."""
     code = (
         "import sys, keras\n"
-        "from model.network import build_compact_backbone, build_cosine_siamese, build_student_embedding\n"
-        "from model.recognizer import save_recognizer\n"
+        "from model.core.network import (build_compact_backbone, build_cosine_siamese,\n"
+        "    build_student_embedding)\n"
+        "from model.core.recognizer import save_recognizer\n"
         "keras.utils.set_random_seed(0)\n"
         "siamese = build_cosine_siamese(build_student_embedding(build_compact_backbone(64, 32, 16)))\n"
         "rule = {'name_threshold': -1e9, 'margin': -1e9, 'pair_threshold': -1e9, 'min_cosine': -2.0,\n"

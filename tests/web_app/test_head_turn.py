@@ -47,7 +47,7 @@ def play(processor, scene, seconds: float):
 @pytest.mark.slow
 def test_a_real_head_following_the_prompts_checks_in_and_its_photo_does_not(
         attendance, aws_person, tmp_path):
-    from model.images import load_image
+    from model.core.images import load_image
 
     front = [load_image((AWS / f"IMG_{n}.JPG").read_bytes()) for n in AWS_POSES["front"]]
     attendance.enroll_person(NAME, front, consent=True)

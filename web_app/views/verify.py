@@ -18,8 +18,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from model.core.images import load_image
 from model.errors import FaceAttendanceError
-from model.images import load_image
 from model.records import Verdict, Verification
 from web_app.common import (
     COLOUR_KNOWN,

@@ -27,9 +27,9 @@ import numpy as np
 from model.core import files
 from model.core.matching import MatchRule, cosine_matrix, pair_score
 from model.core.registry import active_model_path, sidecar_path
+from model.core.runtime import import_tensorflow_quietly
 from model.errors import ModelError
 from model.records import Verification
-from model.runtime import import_tensorflow_quietly
 from model.settings import FACE_CROP_SIZE, Settings
 
 #: Query faces are embedded in batches of at most this many (memory bound).
@@ -191,7 +191,7 @@ def _load_file(path: Path) -> Recognizer:
     import_tensorflow_quietly()
     import keras
 
-    import model.network  # noqa: F401  (registers the custom layers before loading)
+    import model.core.network  # noqa: F401  (registers the custom layers before loading)
 
     if not path.exists():
         raise ModelError(f"{path}: no such model file.")
@@ -251,7 +251,7 @@ def untrained_recognizer(architecture: str = "compact") -> Recognizer:
     import_tensorflow_quietly()
     import keras
 
-    from model.network import build_embedding, build_siamese
+    from model.core.network import build_embedding, build_siamese
 
     keras.utils.set_random_seed(1234)
     siamese = build_siamese(build_embedding(architecture))
