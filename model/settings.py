@@ -16,6 +16,7 @@ ENV_DATA_DIR = "FACEATT_DATA_DIR"
 ENV_GALLERY = "FACEATT_GALLERY"
 ENV_LFW_DIR = "FACEATT_LFW_DIR"
 ENV_BASE_MODEL = "FACEATT_BASE_MODEL"
+ENV_HEAD_TURN_MOVES = "FACEATT_HEAD_TURN_MOVES"
 
 #: Side of the square aligned face crop that the gallery stores (pixels). The
 #: networks resize it to their own input size, so crops outlive a change of network.
@@ -53,6 +54,11 @@ class Settings:
     max_detection_side: int = 1280
     #: Number of candidates reported per face.
     max_candidates: int = 3
+    #: Moves the live head-turn check asks for per try (``model.school.liveness``). A replayed
+    #: recording that ignores the prompts matches a try's moves about once in 3**moves, so 3
+    #: stops more replays; each move adds about 1.5 s at the kiosk (``make bench-liveness``
+    #: measures both).
+    head_turn_moves: int = 2
 
     @property
     def models_dir(self) -> Path:
@@ -73,4 +79,13 @@ def get_settings() -> Settings:
     gallery = Path(os.environ.get(ENV_GALLERY, data_dir / "gallery"))
     lfw = Path(os.environ.get(ENV_LFW_DIR, REPO_ROOT.parent / "shared" / "datasets" / "lfw"))
     base = Path(os.environ.get(ENV_BASE_MODEL, REPO_ROOT / "model" / "weights" / "base.keras"))
-    return Settings(data_dir=data_dir, gallery_dir=gallery, lfw_dir=lfw, base_model_path=base)
+    moves = os.environ.get(ENV_HEAD_TURN_MOVES, "").strip()
+    return Settings(data_dir=data_dir, gallery_dir=gallery, lfw_dir=lfw, base_model_path=base,
+                    head_turn_moves=_moves(moves) if moves else Settings.head_turn_moves)
+
+
+def _moves(value: str) -> int:
+    """``FACEATT_HEAD_TURN_MOVES``: 1 to 5 (a clear error otherwise, at start-up)."""
+    if not value.isdigit() or not 1 <= int(value) <= 5:
+        raise ValueError(f"{ENV_HEAD_TURN_MOVES} must be a whole number from 1 to 5, not {value!r}.")
+    return int(value)

@@ -211,3 +211,15 @@ def test_the_number_of_moves_is_a_setting(moves):
     check = HeadTurnCheck(HeadTurnRule(moves=moves), chooser=random.Random(5))
     passed_at, steps = play(check, Person())
     assert passed_at is not None and steps[-1].done == moves
+
+
+def test_the_moves_asked_for_are_a_setting_with_a_clear_error(monkeypatch):
+    from model.settings import ENV_HEAD_TURN_MOVES, get_settings
+
+    assert get_settings().head_turn_moves == HeadTurnRule().moves == 2
+    monkeypatch.setenv(ENV_HEAD_TURN_MOVES, "3")
+    assert get_settings().head_turn_moves == 3
+    for bad in ("0", "six", "9"):
+        monkeypatch.setenv(ENV_HEAD_TURN_MOVES, bad)
+        with pytest.raises(ValueError, match="whole number from 1 to 5"):
+            get_settings()

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
-from model.school.liveness import ASK_TEACHER, FAILED, Step
+from model.school.liveness import ASK_TEACHER, FAILED, HeadTurnCheck, HeadTurnRule, Step
 from model.settings import get_settings
 from web_app.common import (
     RTC_CONFIGURATION,
@@ -228,15 +228,17 @@ if mode == "Live camera":
     kept = st.session_state.get("checkin_processor")
     # One processor per browser session and engine load (a new data folder, a new one).
     if not (isinstance(kept, tuple) and kept[0] is loading and kept[1].book is book):
-        kept = (loading, LiveCheckInProcessor(loading, book, only_open_session=True))
+        rule = HeadTurnRule(moves=get_settings().head_turn_moves)
+        kept = (loading, LiveCheckInProcessor(loading, book, only_open_session=True,
+                                              head_turn=HeadTurnCheck(rule)))
         st.session_state["checkin_processor"] = kept
     processor: LiveCheckInProcessor = kept[1]
     processor.start_session(session_id, head_turn=head_turn)
     st.caption("Look at the camera. The box says \"checking...\" while the app gathers "
                "evidence over several frames; a face is named only on the evidence of all its "
                "frames together, so a look-alike is not let in by one lucky frame."
-               + (" Then follow the arrow: turn your head the way it asks, twice (a photo "
-                  "cannot), and you are checked in." if head_turn else ""))
+               + (" Then follow the arrow: turn your head the way it asks, each time it asks (a "
+                  "photo cannot), and you are checked in." if head_turn else ""))
     try:
         ctx = webrtc_streamer(key="checkin-live", mode=WebRtcMode.SENDRECV,
                               rtc_configuration=RTC_CONFIGURATION,
