@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-liveness bench-peer bench-reliability bench-images browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-liveness bench-soak bench-peer bench-reliability bench-images browser screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -81,6 +81,14 @@ bench-tracks: install-train
 ATTEMPTS ?= 300
 bench-liveness: install-dev
 	$(PY) benchmarks/bench_liveness.py --attempts $(ATTEMPTS) --genuine $(ATTEMPTS) --pairs 150
+
+# The live Check-in page open for 30 minutes in headless Chromium (a fake camera cycling two
+# enrolled people and a stranger): server memory and processed frames/s every minute; fails
+# when memory grows more than 10% after the first 5 minutes (needs LFW; KIOSKS=2 for two pages).
+MINUTES ?= 30
+KIOSKS ?= 1
+bench-soak: install-dev browser
+	$(PY) benchmarks/bench_soak.py --minutes $(MINUTES) --kiosks $(KIOSKS)
 
 # Recognition figures: ours, the peer (face_recognition's dlib models) and Koch, clean and
 # under the shifted classroom camera (caches the peer's embeddings on the first run).

@@ -57,6 +57,7 @@ EARLY = "turned before being asked"
 FLAT = "looks flat: a photo?"
 OTHER_FACE = "another face"
 NOT_BACK = "did not look back at the camera"
+NOT_LOOKING = "did not look at the camera"
 LOST = "lost your face: turn a little less"
 
 
@@ -209,7 +210,7 @@ class HeadTurnChallenge:
                 return self._fail(EARLY)  # turned while waiting for the prompt
             if not front:  # the prompt waits until it faces the camera again
                 if now - self.since > rule.look_timeout_s:
-                    return self._fail(NOT_BACK)
+                    return self._fail(NOT_BACK if self.index else NOT_LOOKING)
                 return self._step()
             self.front = landmarks
             if "front" in held and self.prompt_at == float("inf"):
