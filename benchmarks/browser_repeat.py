@@ -1,0 +1,70 @@
+"""The real-browser test, run N times in a row, each from a fresh clone (issue 17).
+
+Run: ``python benchmarks/browser_repeat.py [--runs 20] [--keep-logs DIR]``. Each run clones
+this repository's committed HEAD into a temporary folder (with ``../shared`` beside it, as CI
+has it), links the checkout's ``.venv`` into it (the packages are the same; the code, data
+folder, caches of the app and Chromium's profile are fresh) and runs
+``pytest tests/web_app/test_browser.py`` with ``FACEATT_REQUIRE_BROWSER=1``. It prints one line
+per run (passed or failed, seconds) and the count at the end; the output of a failed run is
+kept (``--keep-logs``) for whoever looks into it. Not part of CI: 20 runs take about an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def one_run(index: int, logs: Path) -> tuple[bool, float]:
+    work = Path(tempfile.mkdtemp(prefix=f"faceatt-browser-{index}-"))
+    try:
+        shared = REPO.parent / "shared"
+        if shared.exists():
+            (work / "shared").symlink_to(shared)
+        clone = work / "main"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        (clone / ".venv").symlink_to(REPO / ".venv")
+        env = {**os.environ, "FACEATT_REQUIRE_BROWSER": "1"}
+        env.pop("FACEATT_DATA_DIR", None)
+        started = time.monotonic()
+        done = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pytest", "-q",
+                               "-p", "no:cacheprovider", "tests/web_app/test_browser.py"],
+                              cwd=clone, env=env, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+        passed = done.returncode == 0
+        if not passed:
+            logs.mkdir(parents=True, exist_ok=True)
+            (logs / f"run-{index:02d}.log").write_text(done.stdout + done.stderr)
+        return passed, seconds
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keep-logs", type=Path, default=Path(tempfile.gettempdir()) /
+                        "faceatt-browser-repeat")
+    args = parser.parse_args()
+    if not (REPO / ".venv" / "bin" / "python").exists():
+        raise SystemExit("run `make test` once first: the runs share its .venv")
+    results = []
+    for index in range(1, args.runs + 1):
+        passed, seconds = one_run(index, args.keep_logs)
+        results.append(passed)
+        print(f"run {index:>2}: {'passed' if passed else 'FAILED'} in {seconds:.0f} s", flush=True)
+    print(f"{sum(results)} of {len(results)} passed"
+          + ("" if all(results) else f" (logs of the failed runs in {args.keep_logs})"))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
