@@ -51,7 +51,7 @@ FAILED = "failed"  # this try failed (``Step.reason`` says why); another try fol
 ASK_TEACHER = "ask teacher"  # out of tries in this session
 
 # Why a try failed (shown on the video and in the page's caption).
-TOO_SLOW = "did not turn {move} in time"
+TOO_SLOW = "did not {move} in time"
 WRONG_WAY = "turned the wrong way"
 EARLY = "turned before being asked"
 FLAT = "looks flat: a photo?"
@@ -126,10 +126,15 @@ class Step:
     def text(self) -> str:
         """A short instruction for the video ("turn left", "back to the front")."""
         if self.action == MOVE and self.move is not None:
-            return f"turn {self.move}" if self.move != UP else "look up"
+            return _asked(self.move)
         return {LOOK: "look at the camera", BACK: "back to the front",
                 PASSED: "done", FAILED: self.reason or "try again",
                 ASK_TEACHER: "ask the teacher"}.get(self.action, "")
+
+
+def _asked(move: str) -> str:
+    """What a prompt asks, in words: "turn left", "turn right", "look up"."""
+    return "look up" if move == UP else f"turn {move}"
 
 
 def _reached(pose: HeadPose, rule: HeadTurnRule) -> set[str]:
@@ -246,7 +251,7 @@ class HeadTurnChallenge:
                     self.action, self.since = BACK, now
                     return self._step()
             if now - self.since > rule.move_timeout_s:
-                return self._fail(TOO_SLOW.format(move=wanted if wanted != UP else "up"))
+                return self._fail(TOO_SLOW.format(move=_asked(wanted)))
             return self._step()
         # BACK: face the camera again, then the next prompt (after a wait).
         if "front" in held:

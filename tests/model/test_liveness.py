@@ -141,7 +141,7 @@ def test_a_still_photo_is_asked_three_times_then_sent_to_the_teacher():
     assert passed_at is None and steps[-1].action == ASK_TEACHER
     reasons = [s.reason for a, s in zip(steps, steps[1:], strict=False)
                if s.action == FAILED and a.action != FAILED]
-    assert len(reasons) == 2 and all(r.startswith("did not turn") for r in reasons)
+    assert len(reasons) == 2 and all(r.startswith("did not ") and r.endswith(" in time") for r in reasons)
     assert check.failed_tries("Ada") == 3
     # the same person on a new track is not asked again in this session ...
     again, steps = play(check, Person(), seconds=5, track=2, start=100)

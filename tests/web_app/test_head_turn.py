@@ -71,4 +71,4 @@ def test_a_real_head_following_the_prompts_checks_in_and_its_photo_does_not(
     photo = PhotoAttack(front[0][80:420, 160:480], "still", np.random.default_rng(1))
     written, steps = play(processor, photo, 25)
     assert written == [] and book.checkins(second.id) == []
-    assert any(s.reason.startswith("did not turn") for s in steps)
+    assert any(s.reason.startswith("did not ") and s.reason.endswith(" in time") for s in steps)
