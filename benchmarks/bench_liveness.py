@@ -168,7 +168,19 @@ def presentations(args: argparse.Namespace) -> None:
         print(f"{label:<34} {len(rows):>5} {passed:>11} {100 * wrong / len(rows):>6.1f}% "
               f"{100 * upper_95(wrong, len(rows)):>9.1f}%  "
               + ", ".join(f"{k}: {v}" for k, v in why.most_common(4)))
+    # One try = one challenge: a visit is up to three of them (each failure reason is one).
+    print("\nper try (a visit is up to 3 tries): tries, passed, rate")
+    for kind in ("genuine", *args.kinds):
+        rows = [r for r in results if r["kind"] == kind]
+        tries = sum(len(r["reasons"]) + r["passed"] for r in rows)
+        if tries:
+            passed = sum(r["passed"] for r in rows)
+            print(f"  {kind:<10} {tries:>6} {passed:>6} {100 * passed / tries:>6.1f}%")
     genuine = [r["seconds"] for r in results if r["kind"] == "genuine" and r["passed"]]
+    first = [r for r in results if r["kind"] == "genuine"]
+    if first:
+        print(f"genuine checked in on the first try: "
+              f"{100 * sum(r['passed'] and not r['reasons'] for r in first) / len(first):.1f}%")
     if genuine:
         print(f"\ngenuine: extra time from named to checked in, median {np.median(genuine):.1f} s"
               f" (p90 {np.percentile(genuine, 90):.1f} s) at 15 processed frames/s")
