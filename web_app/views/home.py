@@ -92,6 +92,8 @@ st.markdown(
     "2. Optionally **Train**: fine-tune the network on your class for better accuracy.\n"
     "3. **Check-in**: the teacher starts (opens) a session of a class, then students look at the "
     "live camera. A face is named, and checked in once per session, only on the evidence of "
-    "its frames together (\"checking...\" until then), so one lucky frame never names a look-alike.\n"
+    "its frames together (\"checking...\" until then), so one lucky frame never names a look-alike. "
+    "Where the class asks for a head turn (new classes do), the named student then turns their "
+    "head the way two arrows on the video ask, which a photo held up to the camera cannot do.\n"
     "4. **Attendance**: the register of each session (present, late, absent), corrections by "
     "hand, a CSV per session or over a date range.")
