@@ -4,8 +4,9 @@ detection and each face is embedded only when it is new or has moved.
 A full detection (the whole MTCNN cascade, tens of milliseconds) runs when nothing is
 tracked, and otherwise every ``scan_every_s`` to find newcomers. In between, each
 tracked face is followed with ``FaceDetector.follow`` (O-Net alone around its last box,
-a few milliseconds). A face that ``follow`` no longer finds (it left, or turned away) is
-dropped at once, so its box disappears with it.
+a few milliseconds). A face that ``follow`` no longer finds is looked for at once with a full
+detection (a head turned far keeps its track); one that is not found either (it left) is
+dropped, so its box disappears with it.
 
 Pure bookkeeping around a detector: no threads, no clock of its own (callers pass
 ``now``), nothing about names or check-ins; ``Track.match`` holds whatever the caller
@@ -78,7 +79,15 @@ class FaceTracker:
         if not self.tracks or now - self._last_scan >= self.scan_every_s:
             self._scan(image, now)
             return "scan"
-        self._follow(image, self.tracks)
+        lost = self._follow(image, self.tracks)
+        if lost:
+            # O-Net lost a face (a head turned far, a blur): a full detection looks for it
+            # where it was before its track is given up, so a turning head keeps its track
+            # (the head-turn check needs the same track throughout). A face that left costs
+            # one detection.
+            self.tracks += lost
+            self._scan(image, now)
+            return "scan"
         return "follow"
 
     def needs_embedding(self, track: Track, now: float) -> bool:
@@ -121,16 +130,18 @@ class FaceTracker:
                         if j not in taken_faces]
         self._drop_duplicates()
 
-    def _follow(self, image: np.ndarray, tracks: list[Track]) -> None:
+    def _follow(self, image: np.ndarray, tracks: list[Track]) -> list[Track]:
+        """Follow ``tracks`` with O-Net; those it cannot find leave ``self.tracks`` and are
+        returned."""
         followed = self.detector.follow(image, [t.face.box for t in tracks])
-        lost = set()
+        lost = [track for track, face in zip(tracks, followed, strict=True) if face is None]
         for track, face in zip(tracks, followed, strict=True):
-            if face is None:
-                lost.add(track.id)
-            else:
+            if face is not None:
                 track.face = face
-        self.tracks = [t for t in self.tracks if t.id not in lost]
+        gone = {t.id for t in lost}
+        self.tracks = [t for t in self.tracks if t.id not in gone]
         self._drop_duplicates()
+        return lost
 
     def _drop_duplicates(self) -> None:
         kept: list[Track] = []

@@ -108,3 +108,24 @@ def test_two_tracks_on_one_face_become_one():
     detector.scene = [face(100), face(104)]  # the scan returns the same face twice
     tracker.update(None, SCAN_EVERY_S + 0.1)
     assert tracker.tracks == [older]
+
+
+class BlindFollower(FakeDetector):
+    """O-Net misses the face (a head turned far) while the full cascade still finds it."""
+
+    def follow(self, image, boxes):
+        self.follows += 1
+        return [None for _ in boxes]
+
+
+def test_a_face_o_net_loses_is_looked_for_by_a_detection_before_its_track_goes():
+    detector = BlindFollower(face(100))
+    tracker = FaceTracker(detector)
+    tracker.update(None, 0.0)
+    [track] = tracker.tracks
+    detector.scene = [face(108)]  # turned: still there, a little moved
+    assert tracker.update(None, 0.1) == "scan"  # follow failed, a detection looked
+    assert tracker.tracks == [track] and track.face.box[0] == 108  # the same track
+    detector.scene = []  # now it left
+    tracker.update(None, 0.2)
+    assert tracker.tracks == []
