@@ -136,7 +136,8 @@ def _run(task: tuple[str, int, str, int]) -> dict[str, Any]:
 def presentations(args: argparse.Namespace) -> None:
     _setup(str(args.pose), str(args.lfw))
     people = sorted(_state["people"])
-    photos = [str(p) for p in _frontal_photos(args.lfw, args.attempts, SEED)]
+    prints = [kind for kind in args.kinds if kind != "replay"]
+    photos = [str(p) for p in _frontal_photos(args.lfw, args.attempts, SEED)] if prints else []
     print(f"pose people usable in every pose: {len(people)} ({', '.join(people)}); "
           f"frontal LFW DevTest photos: {len(photos)}", flush=True)
     tasks: list[tuple[str, int, str, int]] = []
