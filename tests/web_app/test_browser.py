@@ -336,6 +336,8 @@ def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> d
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.set_default_timeout(STEP_S * 1000)
         page.goto(f"{url}/classes")
+        expect(page.get_by_role("combobox", name="Class", exact=True)).to_be_visible()
+        settle(page)
         choose(page, "Class", "Art club")
         settings = page.get_by_test_id("stForm").filter(
             has=page.get_by_role("button", name="Save"))
@@ -347,10 +349,14 @@ def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> d
         page.get_by_role("button", name="Save").click()
         expect(page.get_by_text("Saved.")).to_be_visible()
         page.goto(f"{url}/checkin")
-        with contextlib.suppress(AssertionError):  # folded while Maths 7B's session is open
-            expect(page.get_by_label("Session name (optional)")).to_be_visible(timeout=3000)
+        # Folded while Maths 7B's session is open; unfolding it reruns the page, so wait for
+        # that run to finish before opening the class list (a list opened meanwhile closes).
+        expect(page.get_by_text("Start a new class session")).to_be_visible()
+        settle(page)
         if not page.get_by_label("Session name (optional)").is_visible():
             page.get_by_text("Start a new class session").click()
+        expect(page.get_by_label("Session name (optional)")).to_be_visible()
+        settle(page)
         choose(page, "Class", "Art club")
         page.get_by_label("Session name (optional)").fill("Tuesday")
         settle(page)
