@@ -31,7 +31,6 @@ worst case for the head-turn check, measured on its own.
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import random
 import sys
@@ -52,26 +51,6 @@ POSE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 _state: dict[str, Any] = {}
 
 
-def upper_95(failures: int, n: int) -> float:
-    """Exact (Clopper-Pearson) one-sided 95% upper bound of a binomial proportion."""
-    if n == 0:
-        return 1.0
-    if failures >= n:
-        return 1.0
-
-    def cdf(p: float) -> float:
-        return sum(math.comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(failures + 1))
-
-    low, high = failures / n, 1.0
-    for _ in range(60):
-        mid = (low + high) / 2
-        if cdf(mid) > 0.05:
-            low = mid
-        else:
-            high = mid
-    return high
-
-
 def _setup(pose_dir: str, lfw_dir: str) -> None:
     from model.core.detection import FaceDetector
     from model.learning.presentation import pose_people
@@ -88,7 +67,7 @@ def _frontal_photos(lfw_dir: Path, count: int, seed: int) -> list[Path]:
     from model.core.images import load_image
     from model.core.pose import head_pose
     from model.learning import lfw
-    from model.school.liveness import HeadTurnRule
+    from model.school.liveness import HeadTurnRule, _reached
 
     rule = HeadTurnRule()
     detector = _state.get("detector") or FaceDetector()
@@ -101,8 +80,7 @@ def _frontal_photos(lfw_dir: Path, count: int, seed: int) -> list[Path]:
         faces = detector.detect(load_image(path.read_bytes()))
         if not faces:
             continue
-        pose = head_pose(faces[0].landmarks)
-        if abs(pose.yaw) <= rule.front_yaw and rule.front_pitch[0] <= pose.pitch <= rule.front_pitch[1]:
+        if "front" in _reached(head_pose(faces[0].landmarks), rule):
             chosen.append(path)
         if len(chosen) == count:
             break
@@ -134,6 +112,8 @@ def _run(task: tuple[str, int, str, int]) -> dict[str, Any]:
 
 
 def presentations(args: argparse.Namespace) -> None:
+    from model.learning.tracks import upper_bound_95
+
     _setup(str(args.pose), str(args.lfw))
     people = sorted(_state["people"])
     prints = [kind for kind in args.kinds if kind != "replay"]
@@ -167,7 +147,7 @@ def presentations(args: argparse.Namespace) -> None:
         why = Counter((r["reasons"] or ["(none)"])[0] or "lost the face"
                       for r in rows if not r["passed"])
         print(f"{label:<34} {len(rows):>5} {passed:>11} {100 * wrong / len(rows):>6.1f}% "
-              f"{100 * upper_95(wrong, len(rows)):>9.1f}%  "
+              f"{100 * upper_bound_95(wrong, len(rows)):>9.1f}%  "
               + ", ".join(f"{k}: {v}" for k, v in why.most_common(4)))
     # One try = one challenge: a visit is up to three of them (each failure reason is one).
     print("\nper try (a visit is up to 3 tries): tries, passed, rate")

@@ -30,7 +30,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "web_app"))
 from bench_browser import Trace, open_live_page, start_app
-from test_browser import CHROMIUM, CHROMIUM_ARGS, PERSON, VIDEO_FPS, VIDEO_H, VIDEO_W
+from test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PERSON,
+    VIDEO_FPS,
+    VIDEO_H,
+    VIDEO_W,
+    write_frames_y4m,
+)
 
 #: The second enrolled person and the stranger: LFW DevTest people, one photo each.
 SECOND, SECOND_PHOTO, STRANGER, STRANGER_PHOTO = "Tony_Blair", 1, "Kofi_Annan", 1
@@ -71,8 +79,8 @@ def write_video(path: Path, faces: list[np.ndarray]) -> Path:
     rows, cols = np.mgrid[0:VIDEO_H, 0:VIDEO_W]
     room = np.repeat((90 + 40 * rows / VIDEO_H + 20 * cols / VIDEO_W)[..., None], 3, axis=2)
     rng = np.random.default_rng(0)
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
+
+    def frames():  # type: ignore[no-untyped-def]
         for face in faces:
             shown = cv2.resize(face, (300, 300), interpolation=cv2.INTER_AREA)
             for index in range(round((FACE_S + EMPTY_S) * VIDEO_FPS)):
@@ -80,9 +88,9 @@ def write_video(path: Path, faces: list[np.ndarray]) -> Path:
                 if index < FACE_S * VIDEO_FPS:
                     top, left = (VIDEO_H - 300) // 2, 170 + int(20 * np.sin(index / 15))
                     frame[top:top + 300, left:left + 300] = shown
-                picture = np.clip(frame, 0, 255).astype(np.uint8)
-                out.write(b"FRAME\n" + cv2.cvtColor(picture, cv2.COLOR_RGB2YUV_I420).tobytes())
-    return path
+                yield np.clip(frame, 0, 255).astype(np.uint8)
+
+    return write_frames_y4m(path, frames())
 
 
 def prepare(data_dir: Path, lfw: Path) -> list[np.ndarray]:

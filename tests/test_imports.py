@@ -26,6 +26,15 @@ def _imported_roots(path: Path) -> set[str]:
     return roots
 
 
+def _imported_modules(path: Path) -> set[str]:
+    """The full names of the modules ``path`` imports (absolute imports only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    return modules | {node.module for node in ast.walk(tree)
+                      if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+
+
 def _sources(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
@@ -56,11 +65,7 @@ def test_inference_never_imports_training_code_or_the_teacher():
     imports the training package, and only the teacher module imports dlib."""
     for path in _sources("model"):
         rel = path.relative_to(ROOT).as_posix()
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                   for alias in node.names}
-        modules |= {node.module for node in ast.walk(tree)
-                    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+        modules = _imported_modules(path)
         if rel != "model/learning/teacher.py":
             assert not {m for m in modules if m.split(".")[0] in ("dlib", "face_recognition_models",
                                                                    "face_recognition")}, rel
@@ -91,11 +96,7 @@ def test_the_inference_core_imports_nothing_above_it():
     allowed = {"model.core", "model.records", "model.errors", "model.settings", "model.naming"}
     offenders = {}
     for path in _sources("model/core"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                   for alias in node.names}
-        modules |= {node.module for node in ast.walk(tree)
-                    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+        modules = _imported_modules(path)
         above = sorted(m for m in modules if (m == "model" or m.startswith("model."))
                        and not any(m == a or m.startswith(a + ".") for a in allowed))
         if above:

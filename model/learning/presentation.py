@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -132,21 +132,14 @@ def as_print(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(paper, 0, 255).astype(np.uint8)
 
 
-@dataclass
 class Phone:
     """A phone screen: a dark bezel, a brighter and bluish picture, a moving glare."""
 
-    rng: np.random.Generator
-    bezel: float = 0.0
-    tint: np.ndarray = field(default_factory=lambda: np.ones(3))
-    glare_strength: float = 0.0
-    glare_speed: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.bezel = self.rng.uniform(0.05, 0.1)
-        self.tint = np.array([0.95, 1.0, 1.08]) * self.rng.uniform(0.95, 1.15)
-        self.glare_strength = self.rng.uniform(0.2, 0.6)
-        self.glare_speed = self.rng.uniform(0.1, 0.5)
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.bezel = rng.uniform(0.05, 0.1)
+        self.tint = np.array([0.95, 1.0, 1.08]) * rng.uniform(0.95, 1.15)
+        self.glare_strength = rng.uniform(0.2, 0.6)
+        self.glare_speed = rng.uniform(0.1, 0.5)
 
     def show(self, picture: np.ndarray, t: float) -> np.ndarray:
         h, w = picture.shape[:2]
@@ -162,29 +155,20 @@ class Phone:
         return np.clip(body, 0, 255).astype(np.uint8)
 
 
-@dataclass
 class _Hand:
-    """How a hand holds a sheet: a tremor, and (``waving``) slow sways up to +/-30 degrees
-    that turn towards what the kiosk asks for after a human delay."""
+    """How a hand holds a sheet: a tremor, and (``waving``) slow sways up to +/-30 degrees;
+    when it ``answers``, it turns towards what the kiosk asks for after a human delay."""
 
-    rng: np.random.Generator
-    waving: bool
-    answers: bool
-    sway: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    speed: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    phase: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    delay: float = 0.0
-    tilt: float = 0.0
-    prompt: str | None = None
-    since: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.sway = np.asarray(self.rng.uniform(5, 30, 3) * np.array([1, 1, 0.3]) if self.waving
-                               else self.rng.uniform(0.3, 1.5, 3), np.float64)
-        self.speed = self.rng.uniform(0.15, 0.7, 3)
-        self.phase = self.rng.uniform(0, 2 * math.pi, 3)
-        self.delay = self.rng.uniform(0.4, 1.0)
-        self.tilt = self.rng.uniform(15, 30)
+    def __init__(self, rng: np.random.Generator, *, waving: bool, answers: bool) -> None:
+        self.answers = answers
+        self.sway = np.asarray(rng.uniform(5, 30, 3) * np.array([1, 1, 0.3]) if waving
+                               else rng.uniform(0.3, 1.5, 3), np.float64)
+        self.speed = rng.uniform(0.15, 0.7, 3)
+        self.phase = rng.uniform(0, 2 * math.pi, 3)
+        self.delay = rng.uniform(0.4, 1.0)
+        self.tilt = rng.uniform(15, 30)
+        self.prompt: str | None = None
+        self.since = 0.0
 
     def angles(self, t: float, prompt: str | None) -> tuple[float, float, float]:
         if prompt != self.prompt:
@@ -243,14 +227,15 @@ class PosePhoto:
 
 def _placed(photo: PosePhoto, back: np.ndarray, centre: tuple[float, float],
             face_height: float) -> np.ndarray:
-    """``photo`` pasted on ``back``, scaled so its face box is ``face_height`` tall and
-    centred on ``centre`` (the same place whatever the pose, as a head turning in place)."""
+    """``photo`` pasted on (a copy of) ``back``, scaled so its face box is ``face_height``
+    tall and centred on ``centre`` (the same place whatever the pose, as a head turning in
+    place)."""
     x, y, w, h = photo.box
     scale = face_height / max(h, 1)
     shift_x = centre[0] - scale * (x + w / 2)
     shift_y = centre[1] - scale * (y + h / 2)
     warp = np.array([[scale, 0, shift_x], [0, scale, shift_y]], np.float32)
-    return cv2.warpAffine(photo.image, warp, (FRAME_W, FRAME_H), dst=back.copy(),
+    return cv2.warpAffine(photo.image, warp, (back.shape[1], back.shape[0]), dst=back.copy(),
                           borderMode=cv2.BORDER_TRANSPARENT)
 
 
@@ -305,7 +290,7 @@ class ReplayAttack:
         self.offset = rng.uniform(0, self.loop)  # the recording is started at any point
         # The recording's own frames: the person's photos on a plain backdrop.
         backdrop = np.full((360, 270, 3), rng.uniform(60, 200, 3), np.uint8)
-        self.screens = {pose: _placed_small(view, backdrop) for pose, view in views.items()}
+        self.screens = {pose: _on_screen(view, backdrop) for pose, view in views.items()}
         self.back = background(rng)
         self.width = rng.uniform(280, 360)
         self.centre = (FRAME_W / 2 + rng.uniform(-50, 50), FRAME_H / 2 + rng.uniform(-30, 20))
@@ -328,15 +313,11 @@ class ReplayAttack:
         return _camera(drawn, self.rng)
 
 
-def _placed_small(photo: PosePhoto, backdrop: np.ndarray) -> np.ndarray:
+def _on_screen(photo: PosePhoto, backdrop: np.ndarray) -> np.ndarray:
     """The photo on a phone-shaped backdrop, its face about 55% of the screen's width."""
     h, w = backdrop.shape[:2]
-    x, y, bw, bh = photo.box
-    scale = 0.55 * w / max(bw, 1)
-    warp = np.array([[scale, 0, w / 2 - scale * (x + bw / 2)],
-                     [0, scale, h * 0.45 - scale * (y + bh / 2)]], np.float32)
-    return cv2.warpAffine(photo.image, warp, (w, h), dst=backdrop.copy(),
-                          borderMode=cv2.BORDER_TRANSPARENT)
+    _, _, box_w, box_h = photo.box
+    return _placed(photo, backdrop, (w / 2, 0.45 * h), 0.55 * w * box_h / max(box_w, 1))
 
 
 # ----- the head-pose photos of ../shared/datasets/pose ------------------------------------

@@ -192,6 +192,19 @@ def watch_live_page(page):  # type: ignore[no-untyped-def]
     return frame
 
 
+def start_live_camera(page, expect):  # type: ignore[no-untyped-def]
+    """Press START on the Check-in page's live camera (watching its toasts and boxes) and
+    wait until the video plays; returns the webrtc iframe's locator, its watched ``Frame``
+    and when START was pressed (``time.monotonic()``)."""
+    webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+    expect(webrtc.get_by_role("button", name="START")).to_be_visible()
+    frame = watch_live_page(page)
+    pressed = time.monotonic()
+    start_stream(webrtc, lambda timeout: frame.wait_for_function(VIDEO_PLAYING_JS,
+                                                                  timeout=timeout))
+    return webrtc, frame, pressed
+
+
 def boxes_shown(frame) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Frames grabbed so far, and how many showed a named box / an unknown box."""
     boxes = frame.evaluate("() => window.__boxes")
@@ -285,8 +298,21 @@ def make_class(page, name: str, roster: str) -> None:  # type: ignore[no-untyped
     expect(page.get_by_text(f"to {name}.")).to_be_visible()
 
 
+def write_frames_y4m(path: Path, frames) -> Path:  # type: ignore[no-untyped-def]
+    """A fake-camera video (YUV 4:2:0, looped by Chromium) of ``frames``: RGB uint8
+    ``VIDEO_H`` x ``VIDEO_W`` pictures."""
+    import cv2
+
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
 def write_y4m(path: Path, image: np.ndarray) -> Path:
-    """A looping fake-camera video: ``image`` letterboxed into 640 x 480 (YUV 4:2:0)."""
+    """A looping fake-camera video: ``image`` letterboxed into 640 x 480."""
     import cv2
 
     side = VIDEO_H
@@ -294,13 +320,7 @@ def write_y4m(path: Path, image: np.ndarray) -> Path:
     canvas = np.full((VIDEO_H, VIDEO_W, 3), 128, np.uint8)
     left = (VIDEO_W - side) // 2
     canvas[:, left:left + side] = face
-    yuv = cv2.cvtColor(canvas, cv2.COLOR_RGB2YUV_I420).tobytes()
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(VIDEO_FRAMES):
-            out.write(b"FRAME\n")
-            out.write(yuv)
-    return path
+    return write_frames_y4m(path, [canvas] * VIDEO_FRAMES)
 
 
 def write_proxy_y4m(path: Path, photo: np.ndarray) -> Path:
@@ -315,14 +335,23 @@ def write_proxy_y4m(path: Path, photo: np.ndarray) -> Path:
     still = PhotoAttack(small, "still", np.random.default_rng(7))
     waved = PhotoAttack(small, "waved", np.random.default_rng(7))
     waved.back, waved.centre, waved.width = still.back, still.centre, still.width
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
-        for k in range(int(PROXY_LOOP_S * VIDEO_FPS)):
-            t = k / VIDEO_FPS
-            frame = (still if t < PROXY_STILL_S else waved).frame(t, None)
-            out.write(b"FRAME\n")
-            out.write(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
-    return path
+    times = [k / VIDEO_FPS for k in range(int(PROXY_LOOP_S * VIDEO_FPS))]
+    return write_frames_y4m(path, ((still if t < PROXY_STILL_S else waved).frame(t, None)
+                                   for t in times))
+
+
+@contextlib.contextmanager
+def second_kiosk(playwright, video: Path):  # type: ignore[no-untyped-def]
+    """A second Chromium (its fake camera plays ``video``: one video per process) and a
+    page in it, closed afterwards."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(STEP_S * 1000)
+        yield page
+    finally:
+        browser.close()
 
 
 def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> dict[str, object]:
@@ -330,11 +359,7 @@ def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> d
     Chromium, whose camera plays a print of the enrolled astronaut held still then waved,
     stands at the Check-in page for ``PROXY_S``. Nobody may be checked in, and the page
     must say why (the head turn it asked for was not done). Returns what was seen."""
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
-    try:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.set_default_timeout(STEP_S * 1000)
+    with second_kiosk(playwright, video) as page:
         page.goto(f"{url}/classes")
         expect(page.get_by_role("combobox", name="Class", exact=True)).to_be_visible()
         settle(page)
@@ -362,11 +387,7 @@ def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> d
         settle(page)
         page.get_by_role("button", name="Start session").click()
         expect(page.get_by_text("Class session: Tuesday (Art club)")).to_be_visible()
-        webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
-        expect(webrtc.get_by_role("button", name="START")).to_be_visible()
-        frame = watch_live_page(page)
-        start_stream(webrtc, lambda timeout: frame.wait_for_function(VIDEO_PLAYING_JS,
-                                                                      timeout=timeout))
+        webrtc, frame, _ = start_live_camera(page, expect)
         arrived = time.monotonic()
         said: set[str] = set()
         # The deliberate wait: a photo held up to the kiosk for a minute; meanwhile, what
@@ -380,8 +401,6 @@ def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> d
                 "toasts": page.evaluate("() => window.__toasts")}
         page.screenshot(path=str(video.parent / "proxy.png"), full_page=True)
         webrtc.get_by_role("button", name="STOP").click()
-    finally:
-        browser.close()
     events = read_trace(trace, arrived)
     seen["faces_seen"] = seen_faces(events)
     seen["checkins"] = [e["name"] for e in events if e["ev"] == "checkin"]
@@ -484,20 +503,12 @@ def stand_in_front(playwright, expect, url: str, video: Path, trace: Path,
     looked at his face in twice as many frames as it needed for her; then the page must
     still say one checked in, with no toast, and his box must have been "unknown" and never
     a name. Returns what was seen, for the report of a failure."""
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
-    try:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.set_default_timeout(STEP_S * 1000)
+    with second_kiosk(playwright, video) as page:
         page.goto(f"{url}/checkin")
         expect(page.get_by_text("Class session: Monday (Maths 7B)")).to_be_visible()
         expect(page.get_by_text("Checked in (1)")).to_be_visible()
         settle(page)
-        webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
-        expect(webrtc.get_by_role("button", name="START")).to_be_visible()
-        frame = watch_live_page(page)
-        start_stream(webrtc, lambda timeout: frame.wait_for_function(VIDEO_PLAYING_JS,
-                                                                      timeout=timeout))
+        webrtc, frame, _ = start_live_camera(page, expect)
         arrived = time.monotonic()
         stand_s = max(2 * astronaut_s, STAND_FLOOR_S)
         # The deliberate wait: a stranger standing in front of the kiosk.
@@ -517,8 +528,6 @@ def stand_in_front(playwright, expect, url: str, video: Path, trace: Path,
         webrtc.get_by_role("button", name="STOP").click()
         expect(page.get_by_text("Checked in (1)")).to_be_visible()
         seen["toasts"] = page.evaluate("() => window.__toasts")
-    finally:
-        browser.close()
     events = read_trace(trace, arrived)
     seen["faces_seen"] = seen_faces(events)
     seen["checkins"] = [e["name"] for e in events if e["ev"] == "checkin"]
@@ -592,12 +601,7 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             expect(page.get_by_role("combobox", name="Class session")).to_be_visible()
             expect(page.get_by_text("Class session: Monday (Maths 7B)")).to_be_visible()
             expect(page.get_by_text("Checked in (0)")).to_be_visible()
-            webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']").first
-            expect(webrtc.get_by_role("button", name="START")).to_be_visible()
-            frame = watch_live_page(page)
-            pressed = time.monotonic()
-            start_stream(webrtc, lambda timeout: frame.wait_for_function(VIDEO_PLAYING_JS,
-                                                                          timeout=timeout))
+            webrtc, frame, pressed = start_live_camera(page, expect)
             playing = time.monotonic()
             expect(page.get_by_text("Checked in (1)")).to_be_visible()
             # Her time to check in, as the page shows it (the list refreshes once a second),
