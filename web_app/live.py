@@ -432,8 +432,8 @@ class LiveCheckInProcessor:
             if track.match is not None and track.match.name is not None:
                 born[track.match.name] = min(track.born, born.get(track.match.name, now))
         written, waited = [], []
+        how = HOW_HEAD_TURN if self.require_turn else "live"
         for item in checked:
-            how = HOW_HEAD_TURN if self.require_turn else "live"
             if session_id is not None and self.book.check_in(
                     session_id, item.name, score=item.score, how=how) is not None:
                 written.append(item)

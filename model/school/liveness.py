@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import random
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from model.core.pose import HeadPose, head_pose, off_plane
 from model.records import Landmarks
@@ -292,7 +293,7 @@ class HeadTurnCheck:
         # secrets' generator by default: the prompts must not be predictable.
         self.chooser = chooser if chooser is not None else secrets.SystemRandom()
         self._challenges: dict[int, tuple[str, HeadTurnChallenge]] = {}
-        self._failed: dict[str, int] = {}
+        self._failed: Counter[str] = Counter()  # failed tries per name, this session
         self._lost: dict[str, str] = {}  # name -> why its last try ended off camera
         self._session: int | None = None
 
@@ -300,15 +301,11 @@ class HeadTurnCheck:
         if session_id != self._session:
             self._session = session_id
             self._challenges = {}
-            self._failed = {}
+            self._failed = Counter()
             self._lost = {}
 
     def failed_tries(self, name: str) -> int:
-        return self._failed.get(name, 0)
-
-    def forget(self, name: str) -> None:
-        """Give ``name`` their tries back (a teacher let them try again)."""
-        self._failed.pop(name, None)
+        return self._failed[name]
 
     def _new(self, now: float, after: str = "") -> HeadTurnChallenge:
         """A fresh try; ``after`` a failure, whose reason shows for ``show_failure_s``."""
@@ -324,7 +321,7 @@ class HeadTurnCheck:
         steps: dict[int, Step] = {}
         passed: list[str] = []
         for face in faces:
-            if self._failed.get(face.name, 0) >= self.rule.tries:
+            if self._failed[face.name] >= self.rule.tries:
                 steps[face.track_id] = Step(ASK_TEACHER, of=self.rule.moves)
                 continue
             kept = self._challenges.get(face.track_id)
@@ -339,13 +336,12 @@ class HeadTurnCheck:
                 passed.append(face.name)
                 del self._challenges[face.track_id]
             elif challenge.action == FAILED:  # (not the last try's reason still shown)
-                self._failed[face.name] = self._failed.get(face.name, 0) + 1
+                self._failed[face.name] += 1
                 self._challenges[face.track_id] = (face.name, self._new(now, step.reason))
-            left = self.rule.tries - self._failed.get(face.name, 0)
-            if challenge.action == FAILED and left <= 0:
+            left = max(self.rule.tries - self._failed[face.name], 0)
+            if challenge.action == FAILED and left == 0:
                 step = Step(ASK_TEACHER, reason=step.reason, of=self.rule.moves)
-            steps[face.track_id] = Step(step.action, step.move, step.reason, step.done,
-                                        step.of, max(left, 0))
+            steps[face.track_id] = replace(step, tries_left=left)
         return steps, passed
 
     def _end_lost(self, alive: Iterable[int]) -> None:
@@ -358,5 +354,5 @@ class HeadTurnCheck:
         """A challenge abandoned after its first prompt counts as a failed try (a photo
         swapped for another must not get endless fresh tries)."""
         if challenge.action in (MOVE, BACK) or challenge.index > 0:
-            self._failed[name] = self._failed.get(name, 0) + 1
+            self._failed[name] += 1
             self._lost[name] = LOST
