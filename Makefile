@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-liveness bench-soak bench-peer bench-reliability bench-images browser screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-liveness bench-soak bench-peer bench-reliability bench-images browser postgres screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -40,6 +40,14 @@ browser:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji >/dev/null \
 		|| echo "could not install chromium: the browser test will skip"; }
 
+# PostgreSQL's server programs for the register tests (Debian package; needs root or sudo).
+# The tests start a throwaway server of their own (as the postgres user) and stop it.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null \
+		|| echo "could not install postgresql: the register's PostgreSQL tests will skip"; }
+
 lint: install-dev
 	$(PY) -m ruff check .
 
@@ -47,7 +55,7 @@ typecheck: install-dev
 	$(PY) -m mypy
 
 # The suite includes a small distillation from the teacher, so it needs the training extras.
-pytest: install-train browser
+pytest: install-train browser postgres
 	$(PY) -m pytest
 
 test: lint typecheck pytest

@@ -35,7 +35,7 @@ from model.errors import (
 )
 from model.naming import display_name, normalize_name, normalize_student_id
 from model.records import DetectedFace, Match, Verification
-from model.school.attendance import AttendanceBook
+from model.school.attendance import RegisterBook, open_register
 from model.school.classes import SchoolClass
 from model.school.gallery import Gallery, GalleryEmbeddings
 from model.school.importing import (
@@ -97,7 +97,7 @@ class PersonRemoval:
 
 
 class AttendanceRecords(Protocol):
-    """What removal needs of an attendance book (``model.school.attendance.AttendanceBook``)."""
+    """What removal needs of an attendance book (``model.school.attendance.RegisterBook``)."""
 
     def forget_person(self, person: str) -> int: ...
 
@@ -118,7 +118,7 @@ def remove_person(gallery: Gallery, models_dir: Path, name: str, *,
                          models=models, attendance_rows=rows)
 
 
-def rename_person(gallery: Gallery, book: AttendanceBook, old: str, new: str, *,
+def rename_person(gallery: Gallery, book: RegisterBook, old: str, new: str, *,
                   student_id: str | None = None, keep_student_id: bool = True) -> str:
     """Rename a person in the gallery and everywhere the register names them (check-ins,
     class rosters); returns the new name as shown. The CLI and the People page both come
@@ -142,7 +142,7 @@ class RosterReport:
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
-def import_roster(gallery: Gallery, book: AttendanceBook, data: bytes | str,
+def import_roster(gallery: Gallery, book: RegisterBook, data: bytes | str,
                   class_name: str) -> RosterReport:
     """Read a roster CSV into the class ``class_name`` (made when new): its people join
     the roster, enrolled or not; ``needs_photos`` lists the roster members with no
@@ -171,15 +171,17 @@ def recover_after_crash(settings: Settings, gallery: Gallery | None = None) -> l
     """Start-up repair (cheap when nothing crashed): finish removals a crash interrupted,
     roll back unfinished enrollments, sweep hidden temporaries of dead writers, drop
     card-less older models. Returns what was removed."""
-    from model.school.attendance import open_attendance
-
     gallery = gallery or Gallery(settings.gallery_dir)
     removed: list[Path] = []
     for removal in gallery.pending_removals():
         removed += registry.forget_person_models(settings.models_dir, removal.person_id,
                                                  [removal.name])
         if removal.forget_attendance:
-            open_attendance(settings.attendance_db).forget_person(removal.name)
+            book = open_register(settings)
+            try:
+                book.forget_person(removal.name)
+            finally:
+                book.close()
         gallery.finish_removal(removal)
     return removed + gallery.recover() + registry.sweep(settings.models_dir)
 
@@ -197,7 +199,7 @@ class FaceAttendance:
         self._index_lock = threading.Lock()
         self._index: tuple[object, object, GalleryIndex] | None = None
         self._book_lock = threading.Lock()
-        self._book: AttendanceBook | None = None
+        self._book: RegisterBook | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, gallery_dir: str | Path | None = None,
@@ -212,23 +214,24 @@ class FaceAttendance:
                                  max_side=settings.max_detection_side)
         recognizer = load_recognizer(model_path, settings)
         engine = cls(detector, recognizer, gallery, settings)
-        if settings.attendance_db.exists():
+        if settings.database_url or settings.attendance_db.exists():
             # It may be a book of the single-class version: opening it finishes its
             # upgrade now, before a page reads it, as it did when every start opened it.
             engine._open_book()
         return engine
 
     @property
-    def book(self) -> AttendanceBook:
-        """The attendance book (``settings.attendance_db``), opened on first use: the file
-        is made only by what uses the register (classes, sessions, check-ins), never by
-        enrolling, identifying or verifying alone."""
+    def book(self) -> RegisterBook:
+        """The attendance book (``settings.attendance_db``, or the PostgreSQL database of
+        ``settings.database_url``), opened on first use: the file is made only by what uses
+        the register (classes, sessions, check-ins), never by enrolling, identifying or
+        verifying alone."""
         return self._open_book()
 
-    def _open_book(self) -> AttendanceBook:
+    def _open_book(self) -> RegisterBook:
         with self._book_lock:
             if self._book is None:
-                book = AttendanceBook(self.settings.attendance_db)
+                book = open_register(self.settings)
                 # A book from the single-class version: everyone enrolled joins its one class.
                 book.adopt_enrolled(p.name for p in self.gallery.people())
                 self._book = book

@@ -518,9 +518,9 @@ def _refusal(photo: str, why: str) -> str:
 def _open_class(name: str) -> Any:
     """The class called ``name``, made when new (as the import would), with the book's
     sentence as a ``UserError`` for a bad name. Needs no network."""
-    from model.school.attendance import open_attendance
+    from model.school.attendance import open_register
 
-    book = open_attendance(get_settings().attendance_db)
+    book = open_register(get_settings())
     try:
         return book.find_class(name) or book.create_class(name)
     except ValueError as exc:  # empty, too long, control characters
@@ -617,13 +617,13 @@ def _cmd_people(args: argparse.Namespace) -> int:
 def _cmd_remove(args: argparse.Namespace) -> int:
     from model.api import recover_after_crash, remove_person
     from model.core.registry import unit_name
-    from model.school.attendance import open_attendance
+    from model.school.attendance import open_register
     from model.school.gallery import Gallery
 
     settings = get_settings()
     gallery = Gallery(settings.gallery_dir)
     recover_after_crash(settings, gallery)
-    book = open_attendance(settings.attendance_db) if args.forget_attendance else None
+    book = open_register(settings) if args.forget_attendance else None
     removal = remove_person(gallery, settings.models_dir, args.name, forget_attendance=book)
     print(f"removed {removal.name}: {removal.photos} photo(s) and every cached embedding of "
           "their face were deleted")
@@ -639,13 +639,13 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 def _cmd_rename(args: argparse.Namespace) -> int:
     from model.api import rename_person
-    from model.school.attendance import open_attendance
+    from model.school.attendance import open_register
     from model.school.gallery import Gallery
 
     settings = get_settings()
     gallery = Gallery(settings.gallery_dir)
     old = gallery.person(args.old).name  # raises UnknownPersonError before the book opens
-    new = rename_person(gallery, open_attendance(settings.attendance_db), old, args.new,
+    new = rename_person(gallery, open_register(settings), old, args.new,
                         student_id=args.student_id, keep_student_id=args.student_id is None)
     print(f"renamed {old} to {new}")
     return EXIT_OK
@@ -653,7 +653,7 @@ def _cmd_rename(args: argparse.Namespace) -> int:
 
 def _cmd_roster(args: argparse.Namespace) -> int:
     from model.api import import_roster
-    from model.school.attendance import open_attendance
+    from model.school.attendance import open_register
     from model.school.gallery import Gallery
 
     settings = get_settings()
@@ -663,7 +663,7 @@ def _cmd_roster(args: argparse.Namespace) -> int:
         raise UserError(f"cannot read {args.csv}: {exc.strerror or exc}.") from None
     try:
         report = import_roster(Gallery(settings.gallery_dir),
-                               open_attendance(settings.attendance_db), data, args.class_name)
+                               open_register(settings), data, args.class_name)
     except FaceAttendanceError:
         raise
     except ValueError as exc:  # the book refused the class name (empty, too long, ...)
@@ -690,12 +690,13 @@ def _cmd_roster(args: argparse.Namespace) -> int:
 
 
 def _cmd_classes(args: argparse.Namespace) -> int:
-    from model.school.attendance import open_attendance
+    from model.school.attendance import open_register
 
     settings = get_settings()
     rows = []
-    if settings.attendance_db.exists():  # listing never creates the book: no book, no class
-        book = open_attendance(settings.attendance_db)
+    # Listing never creates the book: no book, no class.
+    if settings.database_url or settings.attendance_db.exists():
+        book = open_register(settings)
         rows = [(c, book.roster(c.id), len(book.sessions(c.id))) for c in book.classes()]
     if args.json:
         print(json.dumps({"classes": [

@@ -17,6 +17,8 @@ ENV_GALLERY = "FACEATT_GALLERY"
 ENV_LFW_DIR = "FACEATT_LFW_DIR"
 ENV_BASE_MODEL = "FACEATT_BASE_MODEL"
 ENV_HEAD_TURN_MOVES = "FACEATT_HEAD_TURN_MOVES"
+ENV_DATABASE_URL = "FACEATT_DATABASE_URL"
+ENV_KIOSK = "FACEATT_KIOSK"
 
 #: Side of the square aligned face crop that the gallery stores (pixels). The
 #: networks resize it to their own input size, so crops outlive a change of network.
@@ -31,6 +33,11 @@ class Settings:
     gallery_dir: the name-labelled folders ``<gallery_dir>/<Person Name>/*.jpg``.
     lfw_dir:   Labeled Faces in the Wild, used for training and evaluation only.
     base_model_path: the shipped, LFW-trained network (``.keras``).
+    database_url: a PostgreSQL URL (``postgresql://user:password@host:5432/db``) holding
+        the register that every kiosk and app instance of a school shares; ``None`` keeps
+        it in the SQLite file ``attendance_db`` (one computer).
+    kiosk:     the name of the kiosk this app's Check-in page serves ("Room 12"); "" is
+        the default kiosk. A page's ``?kiosk=`` query parameter overrides it.
     """
 
     data_dir: Path
@@ -59,6 +66,17 @@ class Settings:
     #: stops more replays; each move adds about 1.5 s at the kiosk (``make bench-liveness``
     #: measures both).
     head_turn_moves: int = 2
+    database_url: str | None = None
+    kiosk: str = ""
+    #: Most connections one app process keeps open to PostgreSQL. Each page run and the
+    #: live camera's worker borrow one for a moment; raise it for an app serving many
+    #: kiosk pages at once, lower it when the server's ``max_connections`` is shared by
+    #: many app instances.
+    database_pool_size: int = 4
+    #: Seconds a kiosk that lost PostgreSQL keeps its check-ins in the local outbox
+    #: before trying the server again. Lower finds the server back sooner; each try
+    #: while it is still away can stall a check-in for up to the connect timeout.
+    offline_retry_s: float = 10.0
 
     @property
     def models_dir(self) -> Path:
@@ -68,6 +86,11 @@ class Settings:
     @property
     def attendance_db(self) -> Path:
         return self.data_dir / "attendance.sqlite3"
+
+    @property
+    def outbox_db(self) -> Path:
+        """Check-ins made while PostgreSQL was out of reach, waiting to be delivered."""
+        return self.data_dir / "outbox.sqlite3"
 
     def with_gallery(self, gallery_dir: str | Path) -> Settings:
         return replace(self, gallery_dir=Path(gallery_dir))
@@ -81,7 +104,9 @@ def get_settings() -> Settings:
     base = Path(os.environ.get(ENV_BASE_MODEL, REPO_ROOT / "model" / "weights" / "base.keras"))
     moves = os.environ.get(ENV_HEAD_TURN_MOVES, "").strip()
     return Settings(data_dir=data_dir, gallery_dir=gallery, lfw_dir=lfw, base_model_path=base,
-                    head_turn_moves=_moves(moves) if moves else Settings.head_turn_moves)
+                    head_turn_moves=_moves(moves) if moves else Settings.head_turn_moves,
+                    database_url=os.environ.get(ENV_DATABASE_URL, "").strip() or None,
+                    kiosk=" ".join(os.environ.get(ENV_KIOSK, "").split()))
 
 
 def _moves(value: str) -> int:

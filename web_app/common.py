@@ -39,7 +39,7 @@ from model.school.access import (
     PasscodeThrottle,
     configured_passcode,
 )
-from model.school.attendance import AttendanceBook
+from model.school.attendance import RegisterBook, open_register
 from model.settings import get_settings
 from web_app.loading import needed, start_loading
 
@@ -154,13 +154,15 @@ def get_engine():  # type: ignore[no-untyped-def]
 
 
 @st.cache_resource
-def _book_for(path: str) -> AttendanceBook:
-    return AttendanceBook(path)
+def _book_for(path: str, database_url: str | None) -> RegisterBook:
+    # The arguments are the cache key: another data folder or database, another book.
+    return open_register(get_settings())
 
 
-def get_book() -> AttendanceBook:
-    """The attendance book of the current data folder."""
-    return _book_for(str(get_settings().attendance_db))
+def get_book() -> RegisterBook:
+    """The attendance book of the current data folder (or of ``FACEATT_DATABASE_URL``)."""
+    settings = get_settings()
+    return _book_for(str(settings.attendance_db), settings.database_url)
 
 
 # ----- kiosk or teacher ------------------------------------------------------------------

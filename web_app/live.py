@@ -38,7 +38,7 @@ if "tensorflow" not in sys.modules or "aiortc" in sys.modules:
 
 from model.core.alignment import align_face
 from model.core.tracking import FaceTracker, Track
-from model.school.attendance import AttendanceBook
+from model.school.attendance import DEFAULT_KIOSK, RegisterBook
 from model.school.checkin import CheckInTracker, LiveCheckIn, TrackEvidence
 from model.school.liveness import ASK_TEACHER, FAILED, MOVE, FaceInView, HeadTurnCheck, Step
 from web_app.common import (
@@ -267,8 +267,8 @@ class LiveCheckInProcessor:
     The page owns one per browser session (in ``st.session_state``) and reads
     ``results``; check-ins are written here, in the worker thread, so none is lost
     when nobody is looking at the page. With ``only_open_session`` a check-in is
-    written only while its session is still the book's open one (the teacher may
-    close it while the camera runs).
+    written only while its session is still the open one of the page's kiosk (the teacher
+    may close it while the camera runs).
 
     Each frame: ``FaceTracker`` finds the faces (a full detection when nothing is
     tracked or a scan is due, O-Net around each known face otherwise). Faces still
@@ -282,9 +282,9 @@ class LiveCheckInProcessor:
     A named track checks its person in at once (the evidence is already many frames).
     """
 
-    def __init__(self, engine: Any, book: AttendanceBook, tracker: CheckInTracker | None = None, *,
+    def __init__(self, engine: Any, book: RegisterBook, tracker: CheckInTracker | None = None, *,
                  only_open_session: bool = False, head_turn: HeadTurnCheck | None = None,
-                 mirror: bool = True) -> None:
+                 mirror: bool = True, kiosk: str = DEFAULT_KIOSK) -> None:
         # ``engine`` may be a Future of one still loading (``web_app.loading``): the video
         # then plays at once and the first frame waits for the engine in the worker.
         self.source = engine
@@ -292,6 +292,8 @@ class LiveCheckInProcessor:
         # By default a named track checks in at once: its evidence already holds many frames.
         self.tracker = tracker if tracker is not None else CheckInTracker(1)
         self.only_open_session = only_open_session
+        #: The kiosk whose open session ``only_open_session`` follows.
+        self.kiosk = kiosk
         #: Ask each recognised face for a head turn before checking it in (the class's
         #: setting; ``start_session`` sets it).
         self.require_turn = False
@@ -425,7 +427,7 @@ class LiveCheckInProcessor:
         """Write the new check-ins to the book; with, for each, the seconds since the
         face was first seen (the track's birth)."""
         session_id = self.tracker.session_id
-        if checked and self.only_open_session and self.book.open_session_id() != session_id:
+        if checked and self.only_open_session and self.book.open_session_id(self.kiosk) != session_id:
             session_id = None  # closed meanwhile: check nobody in
         born: dict[str, float] = {}
         for track in self.faces.tracks:

@@ -1,8 +1,11 @@
-"""The attendance book: classes, their rosters, class sessions and who checked in, in one
-SQLite file.
+"""The attendance book: classes, their rosters, class sessions and who checked in.
 
-Stored at ``settings.attendance_db`` (``<data_dir>/attendance.sqlite3``) with the
-standard library's ``sqlite3``; pandas only reads it back for tables and CSV.
+One interface (``RegisterBook``), two stores: by default one SQLite file,
+``settings.attendance_db`` (``<data_dir>/attendance.sqlite3``), through the standard
+library's ``sqlite3`` (``AttendanceBook``); with ``FACEATT_DATABASE_URL`` set, a shared
+PostgreSQL database that many kiosks and app instances use at once
+(``model.school.attendance_pg.PostgresBook``). ``open_register(settings)`` picks.
+pandas only turns rows into tables and CSV.
 
 Tables:
 
@@ -14,9 +17,11 @@ Tables:
   saying when, with what score, how (``live``, ``snapshot``, ``upload`` or ``manual``),
   whether the person counts as present and, for a teacher's correction, the status
   they chose (``marked``: present, late or absent);
-* ``open_session``  at most one row: the session the kiosk checks people into, chosen
-  by the teacher (the kiosk itself can neither choose nor read sessions);
-* ``meta``      small facts about the file (a migration still to finish).
+* ``kiosk_sessions``  one row per kiosk with an open session: the session that kiosk
+  ("Room 12"; ``DEFAULT_KIOSK`` for a school with one) checks people into, chosen by
+  the teacher (a kiosk itself can neither choose nor read sessions);
+* ``meta``      small facts about the book (a migration still to finish, the change
+  counter kiosks poll).
 
 ``register(session_id)`` turns these into the register: every roster member present,
 late or absent, and the visitors (recognised, not on the roster, never counted); see
@@ -28,23 +33,27 @@ session into one class, ``DEFAULT_CLASS_NAME``, whose roster is everyone who eve
 checked in, and asks the app (``adopt_enrolled``) to add everyone enrolled.
 
 Every write is one transaction, so a crash never leaves half a check-in. Each
-call opens its own connection, so a book can be shared between threads (the
-webrtc callback thread, several browser sessions) without locks of our own;
-SQLite serialises the writers.
+call opens its own connection (or borrows one from PostgreSQL's pool), so a book can be
+shared between threads (the webrtc callback thread, several browser sessions) without
+locks of our own; the database serialises the writers.
 """
 
 from __future__ import annotations
 
 import io
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from model.settings import Settings
 
 from model.school.classes import (
     ABSENT,
@@ -76,6 +85,13 @@ MAX_CLASS_NAME = 80
 DEFAULT_LATE_AFTER_MIN = 10
 #: The ``meta`` key naming the class that should take in everyone enrolled (migration).
 _ADOPT_KEY = "adopt_enrolled_into_class"
+#: The ``meta`` key counting changes (``RegisterBook.change_number``).
+_CHANGES_KEY = "changes"
+
+#: The kiosk of a school with one: a page that names no kiosk checks into its session.
+DEFAULT_KIOSK = ""
+#: Longest kiosk name ("Room 12", "Sports hall east door").
+MAX_KIOSK_NAME = 60
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS classes (
@@ -114,8 +130,8 @@ CREATE TABLE IF NOT EXISTS checkins (
     UNIQUE (session_id, person)
 );
 CREATE INDEX IF NOT EXISTS checkins_person ON checkins(person);
-CREATE TABLE IF NOT EXISTS open_session (
-    id          INTEGER PRIMARY KEY CHECK (id = 1),
+CREATE TABLE IF NOT EXISTS kiosk_sessions (
+    kiosk       TEXT PRIMARY KEY,
     session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
     opened_at   TEXT NOT NULL
 );
@@ -123,9 +139,9 @@ CREATE TABLE IF NOT EXISTS open_session (
 
 #: Schema version kept in ``PRAGMA user_version``: 1 = sessions and check-ins,
 #: 2 = and the open session, 3 = classes, rosters, marked statuses, 4 = a class's "ask
-#: for a head turn" and the "head turn" check-in. Every change adds the step from the
-#: previous version (``_upgrade``).
-SCHEMA_VERSION = 4
+#: for a head turn" and the "head turn" check-in, 5 = an open session per kiosk. Every
+#: change adds the step from the previous version (``_upgrade``).
+SCHEMA_VERSION = 5
 #: Columns added to tables of older books: (table, column, declaration). A class made
 #: before version 4 keeps checking in as it did (no head turn) until the teacher asks.
 _ADDED_COLUMNS = (
@@ -142,6 +158,14 @@ CHECKIN_COLUMNS = ["session_id", "session", "started_at", "person", "checked_at"
 #: Columns of the register table (and of its CSV): one row per roster member per session.
 REGISTER_COLUMNS = ["class", "session", "started_at", "person", "status", "checked_at",
                     "how", "score"]
+
+
+class RegisterOffline(ConnectionError):
+    """The register's database cannot be reached (the network or its server is down)."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"The attendance register at {where} cannot be reached: check the "
+                         "network, or ask the school's IT person whether its database is up.")
 
 
 @dataclass(frozen=True)
@@ -173,14 +197,60 @@ class CheckIn:
     marked: str | None = None
 
 
-class AttendanceBook:
-    """Sessions and check-ins stored in one SQLite file (created on first use)."""
+class Database(Protocol):
+    """What the register's SQL needs of a connection: ``execute`` with ``?`` placeholders,
+    returning a cursor (``fetchone``, ``fetchall``, ``rowcount``). ``sqlite3.Connection``
+    is one; ``model.school.attendance_pg`` wraps a psycopg connection into one."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+
+class RegisterBook(ABC):
+    """The register's storage interface, and its logic in SQL both databases speak.
+
+    Two implementations: ``AttendanceBook`` (one SQLite file, the default) and
+    ``model.school.attendance_pg.PostgresBook`` (a shared PostgreSQL database, for many
+    kiosks and app instances). A subclass supplies ``_connect`` (one transaction per
+    call, committed on success) and creates or upgrades its tables; the SQL here uses
+    ``?`` placeholders, ``INSERT ... ON CONFLICT``, ``RETURNING`` and ``lower()`` for
+    names compared without case, which both understand. Times are written as ISO 8601
+    text (local time, to the second) and read back by ``_moment``.
+    """
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the register lives, for people (a file path, or a database URL without
+        its password)."""
+
+    @abstractmethod
+    def _connect(self) -> AbstractContextManager[Database]:
+        """One connection and transaction: committed when the block ends, rolled back
+        when it raises."""
+
+    def close(self) -> None:
+        """Let go of pooled connections (nothing to do for a file)."""
+        return
+
+    # -- polling and the offline outbox (a shared database's; a file has neither) --------
+
+    def change_number(self) -> int:
+        """A number that grows with every change to the register (a class, a roster, a
+        session, a check-in, a kiosk's open session): a kiosk or page that polls it
+        reloads only when it moved. 0 for a book nobody changed yet."""
         with self._connect() as db:
-            self._upgrade(db)
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (_CHANGES_KEY,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def outbox_waiting(self) -> int:
+        """Check-ins made while the database could not be reached, not yet delivered (a
+        file is always reachable: 0)."""
+        return 0
+
+    def deliver_outbox(self) -> int:
+        """Deliver the check-ins waiting in the outbox, if the database can be reached;
+        returns how many were delivered (a file has no outbox: 0)."""
+        return 0
 
     # -- classes and rosters ------------------------------------------------------
 
@@ -192,20 +262,21 @@ class AttendanceBook:
         sentence for an empty or too long name, or one already used (any case)."""
         clean = _class_name(name)
         with self._connect() as db:
-            if db.execute("SELECT 1 FROM classes WHERE name = ?", (clean,)).fetchone():
+            if db.execute("SELECT 1 FROM classes WHERE lower(name) = lower(?)",
+                          (clean,)).fetchone():
                 raise ValueError(f"There is already a class called {clean}.")
-            cursor = db.execute(
+            class_id = int(db.execute(
                 "INSERT INTO classes (name, late_after_s, created_at, head_turn)"
-                " VALUES (?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?) RETURNING id",
                 (clean, _late_seconds(late_after_min),
-                 _second(now or datetime.now()).isoformat(), int(bool(head_turn))))
-            class_id = int(cursor.lastrowid or 0)
+                 _second(now or datetime.now()).isoformat(), bool(head_turn))).fetchone()[0])
+            self._changed(db)
         return self._class(class_id)
 
     def classes(self) -> list[SchoolClass]:
         """Every class, by name (case-insensitive)."""
         with self._connect() as db:
-            rows = db.execute(f"{_CLASS_QUERY} ORDER BY c.name COLLATE NOCASE").fetchall()
+            rows = db.execute(f"{_CLASS_QUERY} ORDER BY lower(c.name), c.name").fetchall()
         return [_school_class(row) for row in rows]
 
     def school_class(self, class_id: int) -> SchoolClass | None:
@@ -216,7 +287,7 @@ class AttendanceBook:
     def find_class(self, name: str) -> SchoolClass | None:
         """The class called ``name`` (any case, spaces folded), or ``None``."""
         with self._connect() as db:
-            row = db.execute(f"{_CLASS_QUERY} WHERE c.name = ? COLLATE NOCASE",
+            row = db.execute(f"{_CLASS_QUERY} WHERE lower(c.name) = lower(?)",
                              (" ".join(str(name).split()),)).fetchone()
         return None if row is None else _school_class(row)
 
@@ -229,7 +300,7 @@ class AttendanceBook:
             self._require_class(db, class_id)
             if name is not None:
                 clean = _class_name(name)
-                if db.execute("SELECT 1 FROM classes WHERE name = ? AND id != ?",
+                if db.execute("SELECT 1 FROM classes WHERE lower(name) = lower(?) AND id != ?",
                               (clean, class_id)).fetchone():
                     raise ValueError(f"There is already a class called {clean}.")
                 db.execute("UPDATE classes SET name = ? WHERE id = ?", (clean, class_id))
@@ -238,13 +309,15 @@ class AttendanceBook:
                            (_late_seconds(late_after_min), class_id))
             if head_turn is not None:
                 db.execute("UPDATE classes SET head_turn = ? WHERE id = ?",
-                           (int(bool(head_turn)), class_id))
+                           (bool(head_turn), class_id))
+            self._changed(db)
         return self._class(class_id)
 
     def delete_class(self, class_id: int) -> None:
         """Delete a class with its roster, its sessions and their check-ins."""
         with self._connect() as db:
-            db.execute("DELETE FROM classes WHERE id = ?", (class_id,))  # cascades
+            if db.execute("DELETE FROM classes WHERE id = ?", (class_id,)).rowcount:  # cascades
+                self._changed(db)
 
     def roster(self, class_id: int) -> list[str]:
         """The people expected in a class, by name."""
@@ -261,23 +334,29 @@ class AttendanceBook:
         with self._connect() as db:
             self._require_class(db, class_id)
             for person in dict.fromkeys(p for p in people if p):
-                cursor = db.execute("INSERT OR IGNORE INTO roster (class_id, person, added_at)"
-                                    " VALUES (?, ?, ?)", (class_id, person, when))
+                cursor = db.execute("INSERT INTO roster (class_id, person, added_at)"
+                                    " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                                    (class_id, person, when))
                 if cursor.rowcount:
                     added.append(person)
+            if added:
+                self._changed(db)
         return added
 
     def remove_from_roster(self, class_id: int, people: Iterable[str]) -> int:
         """Take people off a class's roster (their past check-ins stay); returns how many."""
         with self._connect() as db:
-            return sum(db.execute("DELETE FROM roster WHERE class_id = ? AND person = ?",
-                                  (class_id, person)).rowcount for person in people)
+            removed = sum(db.execute("DELETE FROM roster WHERE class_id = ? AND person = ?",
+                                     (class_id, person)).rowcount for person in people)
+            if removed:
+                self._changed(db)
+        return removed
 
     def classes_of(self, person: str) -> list[SchoolClass]:
         """The classes whose roster has ``person``."""
         with self._connect() as db:
             rows = db.execute(f"{_CLASS_QUERY} JOIN roster r ON r.class_id = c.id"
-                              " WHERE r.person = ? ORDER BY c.name COLLATE NOCASE",
+                              " WHERE r.person = ? ORDER BY lower(c.name), c.name",
                               (person,)).fetchall()
         return [_school_class(row) for row in rows]
 
@@ -298,11 +377,12 @@ class AttendanceBook:
     # -- sessions -----------------------------------------------------------------
 
     def start_session(self, name: str = "", *, class_id: int | None = None,
-                      now: datetime | None = None, open_it: bool = False) -> Session:
+                      now: datetime | None = None, open_it: bool = False,
+                      kiosk: str = DEFAULT_KIOSK) -> Session:
         """Start a new session of class ``class_id`` called ``name`` (trimmed; when empty,
         the class's name and the date).
 
-        With ``open_it`` it also becomes the open session (the kiosk's), in the same
+        With ``open_it`` it also becomes the open session of ``kiosk``, in the same
         transaction. Raises ``ValueError`` for an unknown class.
         """
         started = _second(now or datetime.now())
@@ -311,11 +391,12 @@ class AttendanceBook:
             if class_id is not None:
                 prefix = self._require_class(db, class_id)
             clean = " ".join(name.split())[:MAX_SESSION_NAME] or f"{prefix} {started:%Y-%m-%d %H:%M}"
-            cursor = db.execute("INSERT INTO sessions (name, started_at, class_id)"
-                                " VALUES (?, ?, ?)", (clean, started.isoformat(), class_id))
-            session_id = int(cursor.lastrowid or 0)
+            session_id = int(db.execute(
+                "INSERT INTO sessions (name, started_at, class_id) VALUES (?, ?, ?) RETURNING id",
+                (clean, started.isoformat(), class_id)).fetchone()[0])
             if open_it:
-                self._open(db, session_id, started)
+                self._open(db, session_id, started, _kiosk_name(kiosk))
+            self._changed(db)
         return Session(id=session_id, name=clean, started_at=started, class_id=class_id)
 
     def rename_session(self, session_id: int, name: str) -> Session:
@@ -326,38 +407,55 @@ class AttendanceBook:
         with self._connect() as db:
             self._require_session(db, session_id)
             db.execute("UPDATE sessions SET name = ? WHERE id = ?", (clean, session_id))
+            self._changed(db)
         found = self.session(session_id)
         assert found is not None
         return found
 
-    def open_session(self, session_id: int, *, now: datetime | None = None) -> Session:
-        """Make ``session_id`` the open session: the one the kiosk checks people into.
+    def open_session(self, session_id: int, *, now: datetime | None = None,
+                     kiosk: str = DEFAULT_KIOSK) -> Session:
+        """Make ``session_id`` the open session of ``kiosk``: the one that kiosk checks
+        people into.
 
-        Replaces any session open before. Raises ``ValueError`` for an unknown session.
+        Replaces the session that kiosk had open before; other kiosks keep theirs (one
+        session may be open at several kiosks, e.g. two doors of one hall). Raises
+        ``ValueError`` for an unknown session or an unusable kiosk name.
         """
+        kiosk = _kiosk_name(kiosk)
         with self._connect() as db:
             self._require_session(db, session_id)
-            self._open(db, session_id, _second(now or datetime.now()))
+            self._open(db, session_id, _second(now or datetime.now()), kiosk)
+            self._changed(db)
             row = db.execute(f"{_SESSION_QUERY} WHERE id = ?", (session_id,)).fetchone()
         return _session(row)
 
-    def close_session(self) -> None:
-        """Close the open session, if any: the kiosk then checks nobody in."""
+    def close_session(self, *, kiosk: str = DEFAULT_KIOSK) -> None:
+        """Close the open session of ``kiosk``, if any: that kiosk then checks nobody in."""
         with self._connect() as db:
-            db.execute("DELETE FROM open_session")
+            if db.execute("DELETE FROM kiosk_sessions WHERE kiosk = ?",
+                          (_kiosk_name(kiosk),)).rowcount:
+                self._changed(db)
 
-    def open_session_id(self) -> int | None:
-        """The id of the open session, or ``None`` when the teacher opened none."""
+    def open_session_id(self, kiosk: str = DEFAULT_KIOSK) -> int | None:
+        """The id of the open session of ``kiosk``, or ``None`` when it has none."""
         with self._connect() as db:
-            row = db.execute("SELECT session_id FROM open_session WHERE id = 1").fetchone()
+            row = db.execute("SELECT session_id FROM kiosk_sessions WHERE kiosk = ?",
+                             (_kiosk_name(kiosk),)).fetchone()
         return None if row is None else int(row[0])
 
-    def current_session(self) -> Session | None:
-        """The open session, or ``None`` when the teacher opened none."""
+    def current_session(self, kiosk: str = DEFAULT_KIOSK) -> Session | None:
+        """The open session of ``kiosk``, or ``None`` when the teacher opened none there."""
         with self._connect() as db:
             row = db.execute(f"{_SESSION_QUERY} WHERE id = (SELECT session_id FROM"
-                             " open_session WHERE id = 1)").fetchone()
+                             " kiosk_sessions WHERE kiosk = ?)", (_kiosk_name(kiosk),)).fetchone()
         return None if row is None else _session(row)
+
+    def open_sessions(self) -> dict[str, int]:
+        """Every kiosk with an open session: kiosk name -> session id, by kiosk name (the
+        default kiosk, ``DEFAULT_KIOSK``, first)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT kiosk, session_id FROM kiosk_sessions").fetchall()
+        return {str(k): int(s) for k, s in sorted(rows, key=lambda r: str(r[0]).casefold())}
 
     def sessions(self, class_id: int | None = None, *, start: date | None = None,
                  end: date | None = None) -> list[Session]:
@@ -378,8 +476,9 @@ class AttendanceBook:
         """Delete a session and all its check-ins."""
         with self._connect() as db:
             db.execute("DELETE FROM checkins WHERE session_id = ?", (session_id,))
-            db.execute("DELETE FROM open_session WHERE session_id = ?", (session_id,))
-            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            db.execute("DELETE FROM kiosk_sessions WHERE session_id = ?", (session_id,))
+            if db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount:
+                self._changed(db)
 
     # -- check-ins ----------------------------------------------------------------
 
@@ -396,11 +495,12 @@ class AttendanceBook:
         with self._connect() as db:
             self._require_session(db, session_id)
             cursor = db.execute(
-                "INSERT OR IGNORE INTO checkins (session_id, person, checked_at, score, how,"
-                " present) VALUES (?, ?, ?, ?, ?, 1)",
-                (session_id, person, when.isoformat(), _score(score), how))
+                "INSERT INTO checkins (session_id, person, checked_at, score, how, present)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (session_id, person, when.isoformat(), _score(score), how, True))
             if cursor.rowcount == 0:
                 return None
+            self._changed(db)
         return CheckIn(session_id, person, when, _score(score), how, True)
 
     def mark(self, session_id: int, person: str, present: bool, *,
@@ -428,7 +528,8 @@ class AttendanceBook:
                 " ON CONFLICT (session_id, person) DO UPDATE SET"
                 " checked_at = excluded.checked_at, score = NULL, how = 'manual',"
                 " present = excluded.present, marked = excluded.marked",
-                (session_id, person, when.isoformat(), int(present), status))
+                (session_id, person, when.isoformat(), present, status))
+            self._changed(db)
         return CheckIn(session_id, person, when, None, "manual", present, status)
 
     def checkins(self, session_id: int | None = None) -> list[CheckIn]:
@@ -439,7 +540,7 @@ class AttendanceBook:
         args: tuple[int, ...] = (session_id,) if session_id is not None else ()
         with self._connect() as db:
             rows = db.execute(query, args).fetchall()
-        return [CheckIn(int(r[0]), r[1], datetime.fromisoformat(r[2]),
+        return [CheckIn(int(r[0]), r[1], _moment(r[2]),
                         None if r[3] is None else float(r[3]), r[4], bool(r[5]), r[6])
                 for r in rows]
 
@@ -466,7 +567,7 @@ class AttendanceBook:
         found = {c.person: c for c in self.checkins(session_id)}
         for person in sorted(members, key=str.casefold):
             checkin = found.get(person)
-            if counts_for(datetime.fromisoformat(members[person]), session.started_at,
+            if counts_for(_moment(members[person]), session.started_at,
                           checked_in=checkin is not None):
                 rows.append(_register_row(person, checkin, session.started_at, late_after))
         for person, checkin in found.items():
@@ -490,13 +591,16 @@ class AttendanceBook:
             db.execute("DELETE FROM roster WHERE person = ? AND class_id IN"
                        " (SELECT class_id FROM roster WHERE person = ?)", (old, new))
             db.execute("UPDATE roster SET person = ? WHERE person = ?", (new, old))
+            self._changed(db)
 
     def forget_person(self, person: str) -> int:
         """Delete every attendance row of ``person`` and their places on class rosters;
         returns how many attendance rows were deleted."""
         with self._connect() as db:
             db.execute("DELETE FROM roster WHERE person = ?", (person,))
-            return db.execute("DELETE FROM checkins WHERE person = ?", (person,)).rowcount
+            deleted = int(db.execute("DELETE FROM checkins WHERE person = ?", (person,)).rowcount)
+            self._changed(db)
+        return deleted
 
     # -- tables for people --------------------------------------------------------
 
@@ -509,7 +613,9 @@ class AttendanceBook:
                  + " ORDER BY s.started_at, c.checked_at, c.id")
         args: tuple[int, ...] = (session_id,) if session_id is not None else ()
         with self._connect() as db:
-            frame = pd.read_sql_query(query, db, params=args)
+            rows = db.execute(query, args).fetchall()
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=CHECKIN_COLUMNS)
+        frame["score"] = frame["score"].astype(float)
         frame["present"] = frame["present"].astype(bool)
         frame["started_at"] = pd.to_datetime(frame["started_at"])
         frame["checked_at"] = pd.to_datetime(frame["checked_at"])
@@ -598,6 +704,50 @@ class AttendanceBook:
 
     # -- plumbing -----------------------------------------------------------------
 
+    @staticmethod
+    def _open(db: Database, session_id: int, when: datetime, kiosk: str) -> None:
+        db.execute("INSERT INTO kiosk_sessions (kiosk, session_id, opened_at) VALUES (?, ?, ?)"
+                   " ON CONFLICT (kiosk) DO UPDATE SET session_id = excluded.session_id,"
+                   " opened_at = excluded.opened_at", (kiosk, session_id, when.isoformat()))
+
+    def _changed(self, db: Database) -> None:
+        """Count one more change (``change_number``), in the writer's transaction."""
+        db.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE"
+                   " SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)", (_CHANGES_KEY,))
+
+    def _class(self, class_id: int) -> SchoolClass:
+        found = self.school_class(class_id)
+        if found is None:
+            raise ValueError(f"There is no class number {class_id}.")
+        return found
+
+    @staticmethod
+    def _require_class(db: Database, class_id: int) -> str:
+        row = db.execute("SELECT name FROM classes WHERE id = ?", (class_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"There is no class number {class_id}.")
+        return str(row[0])
+
+    @staticmethod
+    def _require_session(db: Database, session_id: int) -> None:
+        if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+            raise ValueError(f"There is no class session number {session_id}.")
+
+
+
+class AttendanceBook(RegisterBook):
+    """The register in one SQLite file (created on first use): one school computer."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            self._upgrade(db)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S)
@@ -607,12 +757,6 @@ class AttendanceBook:
                 yield db
         finally:
             db.close()
-
-    @staticmethod
-    def _open(db: sqlite3.Connection, session_id: int, when: datetime) -> None:
-        db.execute("INSERT INTO open_session (id, session_id, opened_at) VALUES (1, ?, ?)"
-                   " ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id,"
-                   " opened_at = excluded.opened_at", (session_id, when.isoformat()))
 
     def _upgrade(self, db: sqlite3.Connection) -> None:
         """Create the tables of a new book; bring an older one to ``SCHEMA_VERSION``."""
@@ -646,6 +790,13 @@ class AttendanceBook:
             # Version 4 allows how = 'head turn': SQLite cannot change a CHECK, so the
             # check-in table is rebuilt with every row (inside this transaction).
             self._rebuild_checkins(db)
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                      " AND name = 'open_session'").fetchone():
+            # Version 5: the one open session becomes the default kiosk's.
+            db.execute("INSERT INTO kiosk_sessions (kiosk, session_id, opened_at)"
+                       " SELECT ?, session_id, opened_at FROM open_session"
+                       " ON CONFLICT DO NOTHING", (DEFAULT_KIOSK,))
+            db.execute("DROP TABLE open_session")
         if version < SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -672,32 +823,28 @@ class AttendanceBook:
                                                   _second(datetime.now()).isoformat()))
         return int(cursor.lastrowid or 0)
 
-    def _class(self, class_id: int) -> SchoolClass:
-        found = self.school_class(class_id)
-        if found is None:
-            raise ValueError(f"There is no class number {class_id}.")
-        return found
 
-    @staticmethod
-    def _require_class(db: sqlite3.Connection, class_id: int) -> str:
-        row = db.execute("SELECT name FROM classes WHERE id = ?", (class_id,)).fetchone()
-        if row is None:
-            raise ValueError(f"There is no class number {class_id}.")
-        return str(row[0])
-
-    @staticmethod
-    def _require_session(db: sqlite3.Connection, session_id: int) -> None:
-        if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
-            raise ValueError(f"There is no class session number {session_id}.")
-
-
-def open_attendance(path: str | Path | None = None) -> AttendanceBook:
-    """The attendance book at ``path`` (default: ``get_settings().attendance_db``)."""
+def open_attendance(path: str | Path | None = None) -> RegisterBook:
+    """The attendance book at ``path`` (a SQLite file); without ``path``, the one the
+    settings name (``open_register(get_settings())``)."""
     if path is None:
         from model.settings import get_settings
 
-        path = get_settings().attendance_db
+        return open_register(get_settings())
     return AttendanceBook(path)
+
+
+def open_register(settings: Settings) -> RegisterBook:
+    """The register the settings name: PostgreSQL when ``settings.database_url`` is set
+    (``FACEATT_DATABASE_URL``), with its offline outbox at ``settings.outbox_db``; else
+    the SQLite file ``settings.attendance_db``."""
+    if settings.database_url:
+        from model.school.attendance_pg import PostgresBook
+
+        return PostgresBook(settings.database_url, outbox=settings.outbox_db,
+                            pool_size=settings.database_pool_size,
+                            offline_retry_s=settings.offline_retry_s)
+    return AttendanceBook(settings.attendance_db)
 
 
 def _check_method(how: str) -> None:
@@ -713,6 +860,21 @@ def _second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
+def _moment(value: str | datetime) -> datetime:
+    """A stored time: ISO 8601 text (SQLite) or a ``timestamp`` (PostgreSQL)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _kiosk_name(name: str) -> str:
+    """A kiosk's name with its spaces folded ("" is the default kiosk)."""
+    clean = " ".join(str(name).split())
+    if len(clean) > MAX_KIOSK_NAME:
+        raise ValueError(f"A kiosk name has at most {MAX_KIOSK_NAME} characters.")
+    if any(not ch.isprintable() for ch in clean):
+        raise ValueError("A kiosk name cannot hold control or invisible characters.")
+    return clean
+
+
 _CLASS_QUERY = ("SELECT c.id, c.name, c.late_after_s, c.created_at,"
                 " (SELECT COUNT(*) FROM roster WHERE class_id = c.id), c.head_turn"
                 " FROM classes c")
@@ -721,12 +883,12 @@ _SESSION_QUERY = "SELECT id, name, started_at, class_id FROM sessions"
 
 def _school_class(row: Any) -> SchoolClass:
     return SchoolClass(id=int(row[0]), name=row[1], late_after_s=int(row[2]),
-                       created_at=datetime.fromisoformat(row[3]), roster_size=int(row[4]),
+                       created_at=_moment(row[3]), roster_size=int(row[4]),
                        head_turn=bool(row[5]))
 
 
 def _session(row: Any) -> Session:
-    return Session(int(row[0]), row[1], datetime.fromisoformat(row[2]),
+    return Session(int(row[0]), row[1], _moment(row[2]),
                    None if row[3] is None else int(row[3]))
 
 
