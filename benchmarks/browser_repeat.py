@@ -1,10 +1,11 @@
 """The real-browser test, run N times in a row, each from a fresh clone (issue 17).
 
 Run: ``python benchmarks/browser_repeat.py [--runs 20] [--keep-logs DIR]``. Each run clones
-this repository's committed HEAD into a temporary folder (with ``../shared`` beside it, as CI
-has it), links the checkout's ``.venv`` into it (the packages are the same; the code, data
-folder, caches of the app and Chromium's profile are fresh) and runs
-``pytest tests/web_app/test_browser.py`` with ``FACEATT_REQUIRE_BROWSER=1``. It prints one line
+this repository's committed HEAD (as it was when the script started) into a temporary
+folder (with ``../shared`` beside it, as CI has it), links the checkout's ``.venv`` into
+it (the packages are the same; the code, data folder, caches of the app and Chromium's
+profile are fresh) and runs ``pytest tests/web_app/test_browser.py`` with
+``FACEATT_REQUIRE_BROWSER=1``. It prints one line
 per run (passed or failed, seconds) and the count at the end; the output of a failed run is
 kept (``--keep-logs``) for whoever looks into it. Not part of CI: 20 runs take about an hour.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def one_run(index: int, logs: Path) -> tuple[bool, float]:
+def one_run(index: int, logs: Path, commit: str) -> tuple[bool, float]:
     work = Path(tempfile.mkdtemp(prefix=f"faceatt-browser-{index}-"))
     try:
         shared = REPO.parent / "shared"
@@ -31,6 +32,7 @@ def one_run(index: int, logs: Path) -> tuple[bool, float]:
             (work / "shared").symlink_to(shared)
         clone = work / "main"
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
         (clone / ".venv").symlink_to(REPO / ".venv")
         env = {**os.environ, "FACEATT_REQUIRE_BROWSER": "1"}
         env.pop("FACEATT_DATA_DIR", None)
@@ -56,9 +58,13 @@ def main() -> int:
     args = parser.parse_args()
     if not (REPO / ".venv" / "bin" / "python").exists():
         raise SystemExit("run `make test` once first: the runs share its .venv")
+    # Every run tests the same commit, whatever lands meanwhile.
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    print(f"testing {commit[:10]}", flush=True)
     results = []
     for index in range(1, args.runs + 1):
-        passed, seconds = one_run(index, args.keep_logs)
+        passed, seconds = one_run(index, args.keep_logs, commit)
         results.append(passed)
         print(f"run {index:>2}: {'passed' if passed else 'FAILED'} in {seconds:.0f} s", flush=True)
     print(f"{sum(results)} of {len(results)} passed"

@@ -102,7 +102,8 @@ def enroll_from_snapshot(page, person: str, tries: int = 5) -> None:  # type: ig
     page.get_by_text("This person (or their parent").click()
     saved = page.get_by_text(f"Saved 1 face photo of {person}")
     for _ in range(tries):
-        page.wait_for_timeout(2000)
+        # The camera widget's preview plays (the fake camera's first frames can be blank).
+        page.wait_for_function(VIDEO_PLAYING_JS)
         page.get_by_role("button", name="Take Photo").click()
         try:
             expect(saved).to_be_visible(timeout=30_000)
@@ -175,21 +176,64 @@ WATCH_TOASTS_JS = """() => {
   }).observe(document.body, {childList: true, subtree: true});
 }"""
 
+#: Installed in every frame of the main browser before its scripts run: remember each
+#: WebRTC connection's state changes (``window.__rtc``, seconds since the frame loaded), so
+#: a stream that stops by itself says how (closed by the page, or the network "disconnected").
+WATCH_RTC_JS = """(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native || window.__rtc) return;
+  window.__rtc = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    const note = (what) => window.__rtc.push(
+      [Math.round(performance.now()) / 1000, what, pc.connectionState, pc.iceConnectionState]);
+    pc.addEventListener("connectionstatechange", () => note("connection"));
+    pc.addEventListener("iceconnectionstatechange", () => note("ice"));
+    const close = pc.close.bind(pc);
+    pc.close = () => { note("close() called"); return close(); };
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();"""
+
 VIDEO_PLAYING_JS = """() => {
   const video = document.querySelector("video");
   return !!video && !video.paused && video.readyState >= 2 && video.currentTime > 0;
 }"""
 
 
-def watch_live_page(page):  # type: ignore[no-untyped-def]
-    """Start watching the Check-in page's toasts and the boxes on its video; returns the
-    webrtc iframe's ``Frame`` (for ``boxes_shown`` and ``VIDEO_PLAYING_JS``)."""
-    page.evaluate(WATCH_TOASTS_JS)
+def rtc_log(page) -> list[list[object]]:  # type: ignore[no-untyped-def]
+    """What ``WATCH_RTC_JS`` saw in every frame of the page (for a failure's report)."""
+    seen: list[list[object]] = []
+    for frame in page.frames:
+        with contextlib.suppress(Exception):
+            seen += frame.evaluate("() => window.__rtc || []")
+    return seen
+
+
+@contextlib.contextmanager
+def report_rtc(page):  # type: ignore[no-untyped-def]
+    """Add the WebRTC connection's state changes to a failed expectation's message."""
+    try:
+        yield
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\nWebRTC state changes: {rtc_log(page)}") from failure
+
+
+def watch_boxes(page):  # type: ignore[no-untyped-def]
+    """Start counting the boxes on the page's live video; returns the webrtc iframe's
+    ``Frame`` (for ``boxes_shown`` and ``VIDEO_PLAYING_JS``)."""
     frame = page.locator("iframe[title*='streamlit_webrtc']").first.element_handle().content_frame()
     assert frame is not None
     frame.evaluate(WATCH_BOXES_JS, [[COLOUR_KNOWN, COLOUR_UNKNOWN], COLOUR_TOLERANCE,
                                     COLOUR_MIN_PIXELS])
     return frame
+
+
+def watch_live_page(page):  # type: ignore[no-untyped-def]
+    """Start watching the Check-in page's toasts and the boxes on its video (``watch_boxes``)."""
+    page.evaluate(WATCH_TOASTS_JS)
+    return watch_boxes(page)
 
 
 def start_live_camera(page, expect):  # type: ignore[no-untyped-def]
@@ -250,6 +294,21 @@ def settle(page) -> None:  # type: ignore[no-untyped-def]
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
 
 
+def unfold(page, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Open the expander called ``title`` unless it is open: read from its <details>
+    element's ``open`` attribute, which changes at once (its content's visibility lags
+    behind the folding animation), then wait for the run the click starts."""
+    from playwright.sync_api import expect
+
+    details = page.locator("details").filter(has=page.get_by_text(title, exact=True))
+    expect(details).to_be_visible()
+    settle(page)
+    if details.get_attribute("open") is None:
+        details.locator("summary").click()
+    expect(details).to_have_attribute("open", re.compile(".*"))
+    settle(page)
+
+
 def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
     """Pick ``option`` in the Streamlit selectbox called ``label``."""
     page.get_by_role("combobox", name=label, exact=True).click()
@@ -260,12 +319,7 @@ def make_class(page, name: str, roster: str) -> None:  # type: ignore[no-untyped
     """On the Classes page: make a class, then read its roster from a CSV."""
     from playwright.sync_api import expect
 
-    expander = page.get_by_text("Make a new class")
-    expect(expander).to_be_visible()
-    settle(page)
-    page.wait_for_timeout(500)  # the expander finishes opening or closing
-    if not page.get_by_label("Class name").is_visible():
-        expander.click()
+    unfold(page, "Make a new class")
     page.get_by_label("Class name").fill(name)
     # The fake camera plays a still photo, which the head-turn check (on for a new class)
     # refuses by design: the teacher's switch turns it off for this class.
@@ -376,10 +430,7 @@ def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> d
         page.goto(f"{url}/checkin")
         # Folded while Maths 7B's session is open; unfolding it reruns the page, so wait for
         # that run to finish before opening the class list (a list opened meanwhile closes).
-        expect(page.get_by_text("Start a new class session")).to_be_visible()
-        settle(page)
-        if not page.get_by_label("Session name (optional)").is_visible():
-            page.get_by_text("Start a new class session").click()
+        unfold(page, "Start a new class session")
         expect(page.get_by_label("Session name (optional)")).to_be_visible()
         settle(page)
         choose(page, "Class", "Art club")
@@ -557,6 +608,7 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.add_init_script(WATCH_RTC_JS)
             page = context.new_page()
             page.set_default_timeout(STEP_S * 1000)
 
@@ -572,12 +624,15 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             enroll_video = page.frame_locator("iframe[title*='streamlit_webrtc']").first
             start_stream(enroll_video, page.get_by_role("button", name="Capture 8 frames"),
                          "to_be_enabled")
-            page.wait_for_timeout(3000)  # let the worker assess a few frames
+            # The live worker has assessed frames: a green "usable face" box is on the video.
+            enroll_frame = watch_boxes(page)
+            enroll_frame.wait_for_function("() => window.__boxes.shown[0] > 0")
             page.get_by_role("button", name="Capture 8 frames").click()
             # The fake camera plays a still photo: the capture keeps no repeated view (of
             # the snapshot saved above, or of its own first frame) and says so.
-            expect(page.get_by_text(re.compile(r"\d frame\(s\) skipped: Same as "))
-                   ).to_be_visible()
+            with report_rtc(page):
+                expect(page.get_by_text(re.compile(r"\d frame\(s\) skipped: Same as "))
+                       ).to_be_visible()
             expect(page.get_by_text(re.compile(r"^Kept [01] of 8 frames"))).to_be_visible()
             page.screenshot(path=str(out_dir / "1b-enroll-live.png"), full_page=True)
             enroll_video.get_by_role("button", name="STOP").click()
@@ -640,7 +695,7 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
                 expect(metric.get_by_test_id("stMetricValue")).to_have_text(value)
             table = page.locator("[data-testid='stDataFrame']").first
             expect(table).to_be_visible()
-            page.wait_for_timeout(1000)
+            expect(table.locator("canvas").first).to_be_visible()  # its grid is drawn
             page.screenshot(path=str(out_dir / "3-attendance.png"), full_page=True)
 
             # 5. A print of her, held up to the kiosk of a class that asks for a head turn

@@ -55,6 +55,10 @@ class FakeLiveProcessor:
     script: tuple[str, ...] = ()
     #: Every instance made (the page keeps one in the session).
     made: list[FakeLiveProcessor] = []
+    #: After handing out this many frames, the stream stops: the camera stops playing and
+    #: the page is rerun, as the component's "stopped" value reruns it (None: never).
+    stop_after: int | None = None
+    playing = True
 
     def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
         from skimage import data
@@ -78,6 +82,13 @@ class FakeLiveProcessor:
         at = self._born + FRAME_PERIOD_S * int((now - self._born) / FRAME_PERIOD_S)
         if at <= newer_than:
             return None
+        if FakeLiveProcessor.playing and len(self.taken) == FakeLiveProcessor.stop_after:
+            import streamlit as st
+
+            FakeLiveProcessor.playing = False
+            st.rerun()
+        if not FakeLiveProcessor.playing:
+            return None
         with self._lock:
             kind = self.script[len(self.taken) % len(self.script)]
             self.taken.append(at)
@@ -94,11 +105,12 @@ def fake_camera(data_dir, monkeypatch):
     webrtc = types.ModuleType("streamlit_webrtc")
     webrtc.WebRtcMode = SimpleNamespace(SENDRECV="sendrecv")  # type: ignore[attr-defined]
     webrtc.webrtc_streamer = (  # type: ignore[attr-defined]
-        lambda **kwargs: SimpleNamespace(state=SimpleNamespace(playing=True)))
+        lambda **kwargs: SimpleNamespace(state=SimpleNamespace(playing=FakeLiveProcessor.playing)))
     monkeypatch.setitem(sys.modules, "streamlit_webrtc", webrtc)
     monkeypatch.setattr("web_app.live.live_camera_problem", lambda: None)
     monkeypatch.setattr("web_app.live.LiveEnrollProcessor", FakeLiveProcessor)
     FakeLiveProcessor.made = []
+    FakeLiveProcessor.stop_after, FakeLiveProcessor.playing = None, True
     return FakeLiveProcessor
 
 
@@ -136,3 +148,18 @@ def test_new_views_are_kept_and_each_skip_reason_is_counted(fake_camera, data_di
     assert "5 frame(s) skipped: Same as the last photo: turn your head a little." in warnings
     assert "1 frame(s) skipped: No face found" in warnings
     assert Gallery(data_dir / "gallery").person(PERSON).image_count == 2
+
+
+def test_a_stream_that_stops_mid_capture_is_said_and_its_frames_are_kept(fake_camera, data_dir):
+    """The camera stops after 3 of 8 frames (STOP, or a dropped connection: the component
+    reruns the page in the middle of the capture): the page says so and saves the usable
+    frames taken before it stopped, rather than drop them without a word."""
+    fake_camera.stop_after = 3
+    at, processor = capture(("still", "turned", "empty"))
+    assert len(processor.taken) == 3
+    assert ("The capture stopped after 3 of 8 frames: the camera stopped or the page changed. "
+            "Press START, then capture again." in texts(at, "warning"))
+    assert f"Kept 2 of 8 frames: saved 2 to the face photos of {PERSON}." in texts(at, "success")
+    assert Gallery(data_dir / "gallery").person(PERSON).image_count == 2
+    at.run()  # said once: the next run is quiet
+    assert "The capture stopped" not in texts(at, "warning")

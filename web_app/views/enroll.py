@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+import numpy as np
 import streamlit as st
 
 from model.errors import DifferentPersonError, FaceAttendanceError
@@ -31,6 +34,8 @@ MAX_CAPTURE_FRAMES = 20
 CAPTURE_INTERVAL_S = 0.5
 #: Give up on a capture if the camera delivers no assessed frame for this long.
 CAPTURE_TIMEOUT_S = 10.0
+#: Session key of a live capture under way (``LiveCapture``).
+CAPTURE_KEY = "enroll_capture"
 #: Saved-photo thumbnails per row and their width in pixels.
 THUMBS_PER_ROW = 6
 THUMB_WIDTH = 112
@@ -87,8 +92,24 @@ def saved_embeddings(engine, name: str | None):  # type: ignore[no-untyped-def]
     return gallery.matrix[[i for i, owner in enumerate(gallery.names) if owner == person]]
 
 
+@dataclass
+class LiveCapture:
+    """A live capture under way, kept in the session (``CAPTURE_KEY``) while it takes
+    frames: a rerun that cuts it short (the camera stopped) finds it there, says so and
+    keeps its usable frames. ``taken``: when each frame taken so far was processed."""
+
+    name: str
+    student_id: str | None
+    add_anyway: bool
+    frames: int
+    taken: list[float] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 def save_crops(engine, name: str, crops,  # type: ignore[no-untyped-def]
-               frames: int | None = None) -> None:
+               frames: int | None = None, *, student_id: str | None = None,
+               add_anyway: bool = False) -> None:
     """Store the crops and say so; ``frames``: how many live frames they were kept from."""
     try:
         report = engine.enroll_crops(name, crops, student_id=student_id,
@@ -170,7 +191,8 @@ if mode == "Camera snapshot":
             elif shot_id in done:
                 st.success(done[shot_id])
             else:
-                save_crops(engine, name, [assessments[0].crop])
+                save_crops(engine, name, [assessments[0].crop], student_id=student_id,
+                           add_anyway=add_anyway)
                 done[shot_id] = f"{sentence} Saved."
                 st.caption(sentence)
         except FaceAttendanceError as error:
@@ -203,14 +225,27 @@ elif mode == "Live camera":
                "little while the frames are taken. A frame that shows the same view as a photo "
                "already kept or saved is skipped.")
     playing = bool(ctx.state.playing)
+    if (broken := st.session_state.pop(CAPTURE_KEY, None)) is not None:
+        # A rerun came while the last capture was taking frames: the camera stopped (STOP,
+        # or its connection dropped) or something on the page changed. Say so, and keep
+        # what it had taken.
+        st.warning(f"The capture stopped after {len(broken.taken)} of {broken.frames} frames: "
+                   "the camera stopped or the page changed. "
+                   + ("Press START, then capture again." if not playing else "Capture again "
+                      "for more."))
+        if broken.crops:
+            save_crops(engine, broken.name, broken.crops, frames=broken.frames,
+                       student_id=broken.student_id, add_anyway=broken.add_anyway)
     if st.button(f"Capture {frames} frames", disabled=not (ready and playing), type="primary"):
-        crops, problems = [], []
+        assert name is not None
+        capture = st.session_state[CAPTURE_KEY] = LiveCapture(name, student_id, add_anyway,
+                                                              frames)
+        crops, problems = capture.crops, capture.problems
         views = ViewSelector(saved_embeddings(engine, name))
         progress = st.progress(0.0, text="Capturing…")
-        taken = 0
         for frame in frames_on_schedule(processor.latest, frames, CAPTURE_INTERVAL_S,
                                         timeout=CAPTURE_TIMEOUT_S):
-            taken += 1
+            capture.taken.append(frame.at)
             good, sentence = feedback(frame.assessments)
             if good:
                 only = frame.assessments[0]
@@ -221,10 +256,13 @@ elif mode == "Live camera":
                     problems.append(repeat[:1].upper() + repeat[1:])
             else:
                 problems.append(sentence)
-            progress.progress(taken / frames, text=f"Frame {taken} of {frames}")
-        problems += ["The camera stopped sending pictures."] * (frames - taken)
-        if crops and name is not None:
-            save_crops(engine, name, crops, frames=frames)
+            progress.progress(len(capture.taken) / frames,
+                              text=f"Frame {len(capture.taken)} of {frames}")
+        del st.session_state[CAPTURE_KEY]  # finished: nothing to recover on the next run
+        problems += ["The camera stopped sending pictures."] * (frames - len(capture.taken))
+        if crops:
+            save_crops(engine, name, crops, frames=frames, student_id=student_id,
+                       add_anyway=add_anyway)
         for problem in sorted(set(problems)):
             st.warning(f"{problems.count(problem)} frame(s) skipped: {plain(problem)}")
         if not crops and problems and all(p == SAME_AS_SAVED_SENTENCE for p in problems):
