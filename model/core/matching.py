@@ -28,7 +28,6 @@ where it came from). Everything here is numpy; nothing loads a model.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -38,6 +37,13 @@ SCORE_CHUNK = 2048
 #: Leave-one-person-out (the adaptive threshold) visits at most this many people: its cost
 #: grows with the square of the class, and a sample this size already fixes a quantile.
 MAX_LEFT_OUT = 60
+#: Photos whose pool scores ``GalleryIndex.prepare`` derives per numpy block (keeps the
+#: block near 20 MB for a gallery of 2,000 people).
+PREPARE_CHUNK = 512
+#: Spare room in each person's list of closest pool scores beyond ``cohort_top``: a
+#: person with up to this many photos can be left out (or added by ``with_person``)
+#: from the list alone; more photos than this make ``with_person`` prepare afresh.
+NEAR_SPARE = 8
 #: Floor of a cohort's standard deviation (cosine units): a tiny cohort whose scores
 #: happen to agree must not blow a normalised score up.
 MIN_COHORT_STD = 0.02
@@ -112,42 +118,99 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def aggregate_by_person(scores: np.ndarray, person_index: np.ndarray, people: int, top_k: int) -> np.ndarray:
+def aggregate_by_person(scores: np.ndarray, person_index: np.ndarray, people: int, top_k: int,
+                        groups: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """Reduce per-photo scores ``[m, n]`` to per-person scores ``[m, people]`` (float64).
 
     Each person's score is the mean of their ``top_k`` best photo scores (or of all of
-    them, when they have fewer). Vectorised: one sort, no loop over photos.
+    them, when they have fewer). Vectorised: people with the same number of photos form
+    one ``[m, people, photos]`` block, sorted along its short last axis; no loop over
+    photos. ``groups`` is ``person_groups(person_index, people)``, passed when the same
+    gallery is scored many times.
     """
     m = scores.shape[0]
     out = np.zeros((m, people), dtype=np.float64)
     if scores.shape[1] == 0 or people == 0 or m == 0:
         return out
-    person_index = np.asarray(person_index, dtype=np.int64)
-    order = np.lexsort((-scores, np.broadcast_to(person_index, scores.shape)), axis=1)
-    sorted_scores = np.take_along_axis(scores, order, axis=1)
-    sorted_people = person_index[order[0]]  # same person order in every row
-    starts = np.searchsorted(sorted_people, np.arange(people))
-    counts = np.bincount(person_index, minlength=people)
-    k = np.minimum(counts, top_k)
-    for rank in range(top_k):
-        valid = rank < k
-        out[:, valid] += sorted_scores[:, starts[valid] + rank]
-    out /= np.maximum(k, 1)
+    for who, columns in groups if groups is not None else person_groups(person_index, people):
+        out[:, who] = _top_k_mean(scores[:, columns], top_k)
     return out
 
 
+def _top_k_mean(block: np.ndarray, top_k: int) -> np.ndarray:
+    """``[m, g, photos]`` -> ``[m, g]``: the mean of the ``top_k`` best of each last axis."""
+    if block.shape[2] > top_k:
+        block = -np.sort(-block, axis=2)  # best first; only the best top_k count
+    use = min(block.shape[2], top_k)
+    total = block[:, :, 0].copy()
+    for rank in range(1, use):
+        total += block[:, :, rank]
+    return total / use
+
+
+def person_groups(person_index: np.ndarray, people: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The gallery's people grouped by photo count: for each count ``k``, ``(the people
+    with k photos [g], their photo columns [g, k])`` (int64). People without a photo are
+    in no group."""
+    person_index = np.asarray(person_index, dtype=np.int64)
+    counts = np.bincount(person_index, minlength=people)[:people]
+    order = np.argsort(person_index, kind="stable")  # each person's columns side by side
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    groups = []
+    for k in np.unique(counts[counts > 0]):
+        who = np.flatnonzero(counts == k)
+        groups.append((who, order[starts[who][:, None] + np.arange(k)]))
+    return groups
+
+
+def _dot(query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``query @ rows.T`` for rows that are already unit (float64 ``[m, n]``), in blocks."""
+    out = np.empty((query.shape[0], rows.shape[0]), dtype=np.float64)
+    for start in range(0, rows.shape[0], SCORE_CHUNK):
+        out[:, start : start + SCORE_CHUNK] = query @ rows[start : start + SCORE_CHUNK].T
+    return out
+
+
+def _closest(scores: np.ndarray, owners: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``keep`` highest scores and their owners (``[m, keep]`` each), in no
+    particular order; rows shorter than ``keep`` are padded with -inf (owner -2)."""
+    m, n = scores.shape
+    if n < keep:
+        scores = np.concatenate([scores, np.full((m, keep - n), -np.inf)], axis=1)
+        owners = np.concatenate([owners, np.full((m, keep - n), -2, np.int64)], axis=1)
+    elif n > keep:
+        pick = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        scores = np.take_along_axis(scores, pick, axis=1)
+        owners = np.take_along_axis(owners, pick, axis=1)
+    return scores, owners
+
+
 def _top_stats(scores: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of each row's ``top`` highest scores (``[m]`` each)."""
+    """Mean and standard deviation of each row's ``top`` highest finite scores (``[m]``
+    each): left-out people are -inf. A row with none: mean 0, deviation 1."""
     if scores.shape[1] == 0:
         m = scores.shape[0]
         return np.zeros(m), np.ones(m)
     top = min(top, scores.shape[1])
     part = -np.partition(-scores, top - 1, axis=1)[:, :top]
-    part = np.where(np.isfinite(part), part, np.nan)  # left-out people are -inf
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-empty row: mean of nothing
-        mean, std = np.nanmean(part, axis=1), np.nanstd(part, axis=1)
-    return np.nan_to_num(mean, nan=0.0), np.maximum(np.nan_to_num(std, nan=1.0), MIN_COHORT_STD)
+    finite = np.isfinite(part)
+    count = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an all-empty row: mean of nothing
+        mean = np.where(finite, part, 0.0).sum(axis=1) / count
+        spread = np.where(finite, part - mean[:, None], 0.0)
+        std = np.sqrt((spread * spread).sum(axis=1) / count)
+    empty = count == 0
+    return np.where(empty, 0.0, mean), np.maximum(np.where(empty, 1.0, std), MIN_COHORT_STD)
+
+
+def _best_first(row: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` highest values of ``row``, highest first, ties in index
+    order (what a stable sort of the whole row gives, without sorting all of it)."""
+    if count * 8 >= len(row):
+        return np.argsort(-row, kind="stable")[:count]
+    cutoff = np.partition(row, len(row) - count)[len(row) - count]
+    near = np.flatnonzero(row >= cutoff)  # every tie at the cut-off is a candidate
+    return near[np.lexsort((near, -row[near]))][:count]
 
 
 @dataclass(frozen=True)
@@ -177,7 +240,15 @@ class Decision:
 @dataclass
 class GalleryIndex:
     """The gallery prepared for the rule: per-person cohort statistics and the adaptive
-    threshold. Build it once per gallery change (``prepare``); it is read-only after."""
+    threshold. Build it once per gallery change (``prepare``, or ``with_person`` for one
+    more person); it is read-only after.
+
+    Each person's cohort statistics come from their scores against the pool (the cohort
+    plus every other enrolled photo). Only the closest ``cohort_top + NEAR_SPARE`` pool
+    scores of each person are kept, with whose photo each is: enough to recompute the
+    statistics with any one person's photos masked out (leave one person out), and to
+    add a person without scoring the whole pool again.
+    """
 
     matrix: np.ndarray  # float64 [n, d], unit rows
     person_index: np.ndarray  # int64 [n]
@@ -188,7 +259,11 @@ class GalleryIndex:
     z_std: np.ndarray = field(default_factory=lambda: np.zeros(0))
     threshold: float = 0.0
     impostor_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    _pool_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    # [people, cohort_top + spare]: each person's closest pool scores, and the person whose
+    # photo gave each (-1: a cohort face, -2: padding).
+    _near_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    _near_owners: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64), repr=False)
+    _groups: list[tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     # ----- building ------------------------------------------------------------------
 
@@ -207,24 +282,80 @@ class GalleryIndex:
             cohort=_unit(cohort.reshape(-1, d)),
             rule=rule,
         )
+        index._groups = person_groups(index.person_index, people)
         index._z_statistics()
         index._adapt_threshold()
         return index
 
+    @property
+    def _spare(self) -> int:
+        """Photos of one person the lists of closest scores can lose and still hold the
+        ``cohort_top`` a statistic needs."""
+        return self._near_scores.shape[1] - self.rule.cohort_top
+
     def _z_statistics(self) -> None:
         """Per person: their score against every cohort face and every other enrolled photo
-        (``_pool_scores``, [people, cohort + photos]), and its top-N mean and deviation."""
+        (the pool), the closest of those kept, and its top-N mean and deviation."""
+        c, n = len(self.cohort), len(self.matrix)
+        most = int(np.bincount(self.person_index).max()) if n else 0
+        keep = self.rule.cohort_top + max(NEAR_SPARE, most)
         pool = np.concatenate([self.cohort, self.matrix])
-        c = len(self.cohort)
-        self._pool_scores = np.full((self.people, len(pool)), -np.inf)
-        for p in range(self.people):
-            own = self.person_index == p
-            photo = cosine_matrix(pool, self.matrix[own])  # [pool, own photos]
-            self._pool_scores[p] = aggregate_by_person(
-                photo, np.zeros(int(own.sum()), np.int64), 1, self.rule.top_k
-            )[:, 0]
-            self._pool_scores[p, c + np.flatnonzero(own)] = -np.inf  # not their own photos
-        self.z_mean, self.z_std = _top_stats(self._pool_scores, self.rule.cohort_top)
+        pool_owners = np.concatenate([np.full(c, -1, np.int64), self.person_index])
+        self._near_scores = np.full((self.people, keep), -np.inf)
+        self._near_owners = np.full((self.people, keep), -2, np.int64)
+        # People with the same photo count side by side: their pool scores reshape into
+        # [pool, people, photos] blocks without gathering columns.
+        for who, columns in self._groups or []:
+            step = max(1, PREPARE_CHUNK // columns.shape[1])
+            for first in range(0, len(who), step):
+                block_people, block = who[first : first + step], columns[first : first + step]
+                g, k = block.shape
+                photo = _dot(pool, self.matrix[block.ravel()]).reshape(len(pool), g, k)
+                scores = _top_k_mean(photo, self.rule.top_k).T  # [g, pool]
+                scores[np.repeat(np.arange(g), k), c + block.ravel()] = -np.inf  # not their own
+                self._near_scores[block_people], self._near_owners[block_people] = _closest(
+                    scores, np.broadcast_to(pool_owners, scores.shape), keep)
+        self.z_mean, self.z_std = _top_stats(self._near_scores, self.rule.cohort_top)
+
+    def with_person(self, embeddings: np.ndarray, position: int | None = None) -> GalleryIndex:
+        """This index with one more person (their photos' embeddings ``[k, d]``), as
+        ``prepare`` on the whole gallery would make it, at the cost of scoring the new
+        photos only (plus the adaptive threshold's leave-one-person-out sample).
+
+        position: the new person's index among the people (default: last); people from
+        there on move up by one, so an index can follow a gallery sorted by name.
+        """
+        d = self.matrix.shape[1] if self.matrix.size else self.cohort.shape[1]
+        new = _unit(np.asarray(embeddings, np.float64).reshape(-1, d))
+        position = self.people if position is None else int(position)
+        if not 0 <= position <= self.people:
+            raise ValueError(f"position {position} is outside 0..{self.people}")
+        shifted = np.where(self.person_index >= position, self.person_index + 1, self.person_index)
+        person_index = np.concatenate([shifted, np.full(len(new), position, np.int64)])
+        matrix = np.concatenate([self.matrix, new])
+        if len(new) == 0 or self.people == 0 or len(new) > self._spare:
+            return GalleryIndex.prepare(matrix, person_index, self.people + 1, self.cohort, self.rule)
+        rule, c, keep = self.rule, len(self.cohort), self._near_scores.shape[1]
+        # Everyone enrolled gains the new photos in their pool.
+        gained = aggregate_by_person(_dot(new, self.matrix), self.person_index, self.people,
+                                     rule.top_k, self._groups).T  # [people, k]
+        owners = np.where(self._near_owners >= position, self._near_owners + 1, self._near_owners)
+        near, near_owners = _closest(
+            np.concatenate([self._near_scores, gained], axis=1),
+            np.concatenate([owners, np.full(gained.shape, position, np.int64)], axis=1), keep)
+        # The new person's own list: every cohort face and every other enrolled photo.
+        pool = np.concatenate([self.cohort, self.matrix])
+        own = aggregate_by_person(_dot(pool, new), np.zeros(len(new), np.int64), 1, rule.top_k)[:, 0]
+        pool_owners = np.concatenate([np.full(c, -1, np.int64), shifted])
+        own_near, own_owners = _closest(own[None], pool_owners[None], keep)
+        index = GalleryIndex(matrix=matrix, person_index=person_index, people=self.people + 1,
+                             cohort=self.cohort, rule=rule)
+        index._groups = person_groups(person_index, index.people)
+        index._near_scores = np.insert(near, position, own_near[0], axis=0)
+        index._near_owners = np.insert(near_owners, position, own_owners[0], axis=0)
+        index.z_mean, index.z_std = _top_stats(index._near_scores, rule.cohort_top)
+        index._adapt_threshold()
+        return index
 
     def _adapt_threshold(self) -> None:
         """Leave one person out: their photos are strangers to the rest of the class.
@@ -237,55 +368,77 @@ class GalleryIndex:
         if self.people < 2 or not rule.adapt_to_gallery:
             self.impostor_scores = np.zeros(0)
             return
-        c = len(self.cohort)
-        scores = []
         visit = np.arange(self.people)
         if self.people > MAX_LEFT_OUT:  # a fixed sample, so a gallery always gets one threshold
             visit = np.random.default_rng(self.people).choice(self.people, MAX_LEFT_OUT, replace=False)
-        for p in visit:
-            own = self.person_index == p
-            masked = self._pool_scores.copy()
-            masked[:, c + np.flatnonzero(own)] = -np.inf
-            z_mean, z_std = _top_stats(masked, rule.cohort_top)
-            _, norm = self._scores(self.matrix[own], leave_out=int(p), z=(z_mean, z_std))
-            scores.append(norm.max(axis=1))
-        self.impostor_scores = np.concatenate(scores)
+        # Every visited person's photos at once, person by person in visiting order.
+        turn = np.full(self.people, -1)
+        turn[visit] = np.arange(len(visit))
+        rows = np.flatnonzero(turn[self.person_index] >= 0)
+        rows = rows[np.argsort(turn[self.person_index[rows]], kind="stable")]
+        left_out = self.person_index[rows]
+        z_mean, z_std = self._left_out_statistics(visit, turn)
+        _, norm = self._scores(self.matrix[rows], leave_out=left_out,
+                               z=(z_mean[turn[left_out]], z_std[turn[left_out]]))
+        self.impostor_scores = norm.max(axis=1)
         if len(self.impostor_scores) >= 20:
             adaptive = float(np.quantile(self.impostor_scores, 1.0 - rule.gallery_far)) + 1e-9
             self.threshold = max(rule.name_threshold, adaptive)
 
+    def _left_out_statistics(self, visit: np.ndarray, turn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Everyone's cohort statistics with each visited person's photos masked out:
+        ``[len(visit), people]`` means and deviations. Only the people whose closest pool
+        scores hold one of the left-out person's photos change; the lists hold
+        ``cohort_top`` + spare scores and a person has at most spare photos, so the closest
+        ``cohort_top`` of what is left are the ones the whole pool would give."""
+        z_mean = np.repeat(self.z_mean[None], len(visit), axis=0)
+        z_std = np.repeat(self.z_std[None], len(visit), axis=0)
+        owner_turn = np.where(self._near_owners >= 0, turn[np.maximum(self._near_owners, 0)], -1)
+        person, slot = np.nonzero(owner_turn >= 0)
+        pairs = np.unique(np.stack([owner_turn[person, slot], person], axis=1), axis=0)
+        if len(pairs):
+            v, q = pairs[:, 0], pairs[:, 1]
+            masked = np.where(self._near_owners[q] == visit[v][:, None], -np.inf, self._near_scores[q])
+            z_mean[v, q], z_std[v, q] = _top_stats(masked, self.rule.cohort_top)
+        return z_mean, z_std
+
     # ----- scoring -------------------------------------------------------------------
 
     def _scores(
-        self, query: np.ndarray, leave_out: int | None = None, z: tuple[np.ndarray, np.ndarray] | None = None
+        self, query: np.ndarray, leave_out: np.ndarray | None = None,
+        z: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(raw person scores, S-normed person scores), float64 ``[m, people]``.
 
         The query's own statistics (T-norm half) use the cohort plus every enrolled
-        person but its closest one (or ``leave_out``), so a genuine face is not
-        normalised against its own person's photos.
+        person but its closest one (or the row's ``leave_out`` person, ``[m]``: the
+        leave-one-person-out impostors), so a genuine face is not normalised against its
+        own person's photos. ``z``: the people's statistics, ``[people]`` or per row
+        ``[m, people]`` (default: the index's own).
         """
         rule = self.rule
         q = _unit(np.atleast_2d(np.asarray(query, np.float64)))
-        raw = aggregate_by_person(cosine_matrix(q, self.matrix), self.person_index, self.people, rule.top_k)
+        every = np.arange(len(q))
+        raw = aggregate_by_person(_dot(q, self.matrix), self.person_index, self.people, rule.top_k,
+                                  self._groups)
         if leave_out is not None:
-            raw[:, leave_out] = -np.inf
-        cohort_scores = cosine_matrix(q, self.cohort)
+            raw[every, leave_out] = -np.inf
+        cohort_scores = _dot(q, self.cohort)
         if self.people:
             # Gallery people (other than the closest one) join the query's cohort.
             closest = np.argmax(raw, axis=1)
             mask = np.ones_like(raw, dtype=bool)
-            mask[np.arange(len(q)), closest] = False
+            mask[every, closest] = False
             if leave_out is not None:
-                mask[:, leave_out] = False
+                mask[every, leave_out] = False
             extra = np.where(mask, raw, -np.inf)
             cohort_scores = np.concatenate([cohort_scores, extra], axis=1)
         t_mean, t_std = _top_stats(cohort_scores, rule.cohort_top)
         z_mean, z_std = z if z is not None else (self.z_mean, self.z_std)
         with np.errstate(invalid="ignore"):
-            norm = 0.5 * ((raw - z_mean[None, :]) / z_std[None, :] + (raw - t_mean[:, None]) / t_std[:, None])
+            norm = 0.5 * ((raw - z_mean) / z_std + (raw - t_mean[:, None]) / t_std[:, None])
         if leave_out is not None:
-            norm[:, leave_out] = -np.inf
+            norm[every, leave_out] = -np.inf
         return raw, norm
 
     @property
@@ -325,7 +478,7 @@ class GalleryIndex:
         raw, norm = self._scores(q)
         out = []
         for i in range(len(q)):
-            order = np.argsort(-norm[i], kind="stable")
+            order = _best_first(norm[i], max(candidates, 2))
             best = int(order[0])
             second = float(norm[i, order[1]]) if self.people > 1 else -np.inf
             ranked = tuple((int(j), float(raw[i, j]), float(norm[i, j])) for j in order[:candidates])
