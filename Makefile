@@ -29,9 +29,13 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 install-train: $(VENV)/.installed-train
 
+# Over HTTPS with the school's certificate: `make run CERT=/path/school.crt KEY=/path/school.key`
+# (browsers give the camera only to localhost or HTTPS pages).
+TLS := $(if $(CERT),--server.sslCertFile $(CERT) --server.sslKeyFile $(KEY))
+
 run: install
 	$(PY) -m web_app --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false
+		--browser.gatherUsageStats false $(TLS)
 
 # Headless Chromium for the real-browser test (Debian packages; needs root or sudo).
 browser:

@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_server import SERVER_START_S, serve_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -59,8 +59,7 @@ CHROMIUM_ARGS = [
     # Offer real 127.0.0.1 candidates: aiortc cannot resolve Chromium's mDNS host names.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
-#: Seconds allowed for the server to start (imports TensorFlow) and for each step.
-SERVER_START_S = 120
+#: Seconds allowed for each step.
 STEP_S = 90
 BASE_MODEL = REPO_ROOT / "model" / "weights" / "base.keras"
 ENV_REQUIRE_LFW = "FACEATT_REQUIRE_LFW"
@@ -480,12 +479,6 @@ def write_accept_all_model(path: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture()
 def out_dir(tmp_path) -> Path:
     chosen = os.environ.get("FACEATT_BROWSER_OUT")
@@ -498,40 +491,13 @@ def out_dir(tmp_path) -> Path:
 def app_url(tmp_path):
     """Start the app as ``make run`` does (``python -m web_app``) on a free port with a
     fresh data folder, the shipped network and the live trace on (``live-trace.jsonl``)."""
-    import urllib.request
-
-    port = free_port()
-    env = {**os.environ, "FACEATT_DATA_DIR": str(tmp_path / "data"),
-           "FACEATT_BASE_MODEL": str(BASE_MODEL), "FACEATT_ADMIN_PASSCODE": "",
-           "FACEATT_LIVE_TRACE": str(tmp_path / "live-trace.jsonl")}
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "web_app", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    env = {"FACEATT_DATA_DIR": str(tmp_path / "data"), "FACEATT_BASE_MODEL": str(BASE_MODEL),
+           "FACEATT_ADMIN_PASSCODE": "", "FACEATT_LIVE_TRACE": str(tmp_path / "live-trace.jsonl")}
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the app did not start:\n"
-                            + (tmp_path / "server.log").read_text(errors="replace")[-3000:])
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        with serve_app(tmp_path, env) as url:
+            yield url
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture()
