@@ -793,9 +793,8 @@ class AttendanceBook(RegisterBook):
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
                       " AND name = 'open_session'").fetchone():
             # Version 5: the one open session becomes the default kiosk's.
-            db.execute("INSERT INTO kiosk_sessions (kiosk, session_id, opened_at)"
-                       " SELECT ?, session_id, opened_at FROM open_session"
-                       " ON CONFLICT DO NOTHING", (DEFAULT_KIOSK,))
+            db.execute("INSERT OR IGNORE INTO kiosk_sessions (kiosk, session_id, opened_at)"
+                       " SELECT ?, session_id, opened_at FROM open_session", (DEFAULT_KIOSK,))
             db.execute("DROP TABLE open_session")
         if version < SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

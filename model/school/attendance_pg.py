@@ -50,6 +50,7 @@ from model.school.attendance import (
     _score,
     _second,
 )
+from model.school.classes import SchoolClass
 
 #: The PostgreSQL schema's version (the same numbers as the SQLite book's ``user_version``;
 #: a PostgreSQL register starts at 5: classes, head turns, an open session per kiosk).
@@ -142,6 +143,9 @@ class PostgresBook(RegisterBook):
         self._pool = ConnectionPool(
             url, min_size=1, max_size=max(1, int(pool_size)), open=False,
             timeout=connect_timeout_s, name="faceatt-register",
+            # Give up reconnecting soon: the pool's backoff would otherwise wait up to
+            # minutes after the server is back; the next use simply tries again.
+            reconnect_timeout=2 * connect_timeout_s,
             kwargs={"connect_timeout": max(1, math.ceil(connect_timeout_s))},
             # A connection the server dropped (a restart, a network cut) is found out and
             # replaced when it is lent, not when a check-in fails on it.
@@ -153,6 +157,7 @@ class PostgresBook(RegisterBook):
         # What a kiosk needs while the database is away: its open session, who is in.
         self._last_open: dict[str, Session | None] = {}
         self._present: dict[int, list[str]] = {}
+        self._classes: dict[int, SchoolClass | None] = {}
         try:
             with self._connect():
                 pass  # creates or upgrades the tables now, when the database is there
@@ -190,6 +195,18 @@ class PostgresBook(RegisterBook):
                 return self._last_open[name]
             raise
         self._last_open[name] = found
+        return found
+
+    def school_class(self, class_id: int) -> SchoolClass | None:
+        """A class; while the database is away, as it was last read (a kiosk keeps
+        asking for the head turn its class asks for)."""
+        try:
+            found = super().school_class(class_id)
+        except RegisterOffline:
+            if class_id in self._classes:
+                return self._classes[class_id]
+            raise
+        self._classes[class_id] = found
         return found
 
     def open_session_id(self, kiosk: str = DEFAULT_KIOSK) -> int | None:

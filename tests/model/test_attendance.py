@@ -433,3 +433,69 @@ def test_an_older_database_is_upgraded_into_one_class(tmp_path):
 
 def test_a_new_book_has_no_class_until_one_is_made(book):
     assert book.classes() == [] and book.adopt_enrolled(["Ada"]) == []
+
+
+# ----- kiosks: an open session each (issue 18) -------------------------------------------
+
+def test_two_kiosks_check_people_into_their_own_sessions(register_store):
+    teacher, room12, hall = register_store(), register_store(), register_store()
+    maths = teacher.create_class("Maths 7B")
+    art = teacher.create_class("Art club")
+    m = teacher.start_session("M", class_id=maths.id, now=T0, open_it=True, kiosk="Room 12")
+    a = teacher.start_session("A", class_id=art.id, now=T0)
+    teacher.open_session(a.id, kiosk="  Sports   hall ")
+    assert room12.current_session("Room 12") == m
+    assert hall.open_session_id("Sports hall") == a.id
+    assert teacher.current_session() is None  # the default kiosk opened nothing
+    assert teacher.open_sessions() == {"Room 12": m.id, "Sports hall": a.id}
+    for kiosk, book in (("Room 12", room12), ("Sports hall", hall)):
+        session_id = book.open_session_id(kiosk)
+        assert book.check_in(session_id, "Ada", score=0.9, how="live", now=T0)
+    assert [c.session_id for c in teacher.checkins()] == [m.id, a.id]
+    teacher.close_session(kiosk="Room 12")
+    assert room12.current_session("Room 12") is None and hall.open_session_id("Sports hall") == a.id
+    teacher.open_session(a.id)  # one session may be open at two kiosks (two doors)
+    assert teacher.open_sessions() == {"": a.id, "Sports hall": a.id}
+    teacher.delete_session(a.id)  # closes it everywhere
+    assert teacher.open_sessions() == {}
+    with pytest.raises(ValueError, match="kiosk name"):
+        teacher.open_session(m.id, kiosk="x" * 61)
+
+
+def test_the_change_number_moves_with_every_change_only(book):
+    assert book.change_number() == 0
+    maths = book.create_class("Maths 7B")
+    s = book.start_session("M", class_id=maths.id, now=T0, open_it=True)
+    before = book.change_number()
+    assert before >= 2
+    book.register(s.id), book.classes(), book.current_session()  # reads change nothing
+    assert book.change_number() == before
+    book.check_in(s.id, "Ada", score=0.9, how="live")
+    assert book.change_number() == before + 1
+    book.check_in(s.id, "Ada", score=0.9, how="live")  # already in: nothing changed
+    assert book.change_number() == before + 1
+    book.close_session()
+    assert book.change_number() == before + 2
+
+
+def test_a_version_4_book_keeps_its_open_session_at_the_default_kiosk(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "v4.sqlite3"
+    s = AttendanceBook(path).start_session("Maths", now=T0)
+    with sqlite3.connect(path) as db:  # as version 4 left it: one open_session row
+        db.executescript(f"""
+            DROP TABLE kiosk_sessions;
+            CREATE TABLE open_session (id INTEGER PRIMARY KEY CHECK (id = 1),
+                session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                opened_at TEXT NOT NULL);
+            INSERT INTO open_session VALUES (1, {s.id}, '2026-03-02T09:00:00');
+            PRAGMA user_version = 4;""")
+    db.close()
+    book = AttendanceBook(path)
+    assert book.current_session() == s and book.open_sessions() == {"": s.id}
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "open_session" not in tables
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()

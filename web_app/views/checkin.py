@@ -4,6 +4,11 @@ The kiosk shows the open session's name and the answer for the face in front of 
 camera ("Ada checked in"), nothing else: no list of who checked in, no sessions to
 choose. The teacher's section (start, open or close a session; who checked in) shows
 only to a browser that unlocked the teacher pages, or when no passcode is set.
+
+Each kiosk has its own open session: the page serves the kiosk its ``?kiosk=Room%2012``
+query parameter names, else ``FACEATT_KIOSK``, else the default kiosk. With a shared
+PostgreSQL register, a kiosk that lost the database keeps checking in (the outbox) and
+says how many check-ins wait to be delivered.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
+from model.school.attendance import RegisterOffline
 from model.school.liveness import ASK_TEACHER, FAILED, HeadTurnCheck, HeadTurnRule, Step
 from model.settings import get_settings
 from web_app.common import (
@@ -46,6 +52,8 @@ SESSION_KEY = "checkin_session_id"
 #: The "Start a new class session" expander's state, and the open session it was set for.
 NEW_SESSION_KEY, LAST_OPEN_KEY = "checkin_new_session_open", "checkin_new_session_for"
 NO_SESSION = "No class session is open: ask the teacher."
+#: The query parameter naming the kiosk a page serves (``?kiosk=Room%2012``).
+KIOSK_PARAM = "kiosk"
 
 
 def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +110,10 @@ def head_turn_refusal(step: Step) -> str:
 
 def checked_in_table(book, session_id: int) -> None:  # type: ignore[no-untyped-def]
     """Who checked in to the session, newest first (the teacher's view only)."""
-    rows = [c for c in book.checkins(session_id) if c.present]
+    try:
+        rows = [c for c in book.checkins(session_id) if c.present]
+    except RegisterOffline:
+        return
     st.subheader(f"Checked in ({len(rows)})")
     if rows:
         st.dataframe(pd.DataFrame({
@@ -112,14 +123,22 @@ def checked_in_table(book, session_id: int) -> None:  # type: ignore[no-untyped-
         }), hide_index=True, width="stretch")
 
 
-def _open_chosen(book) -> None:  # type: ignore[no-untyped-def]
-    """The teacher chose a session in the selectbox: it becomes the open one."""
+def _open_chosen(book, kiosk: str) -> None:  # type: ignore[no-untyped-def]
+    """The teacher chose a session in the selectbox: it becomes the kiosk's open one."""
     chosen = st.session_state.get(SESSION_KEY)
     if chosen is not None and book.session(chosen) is not None:
-        book.open_session(chosen)
+        book.open_session(chosen, kiosk=kiosk)
 
 
-def session_controls(book) -> None:  # type: ignore[no-untyped-def]
+def offline_line(book) -> None:  # type: ignore[no-untyped-def]
+    """Deliver what the outbox holds if the register answers again; say what still waits."""
+    book.deliver_outbox()
+    if waiting := book.outbox_waiting():
+        st.warning(f"offline: {waiting} check-in{'s' if waiting != 1 else ''} waiting "
+                   "(they are kept here and delivered when the register answers again)")
+
+
+def session_controls(book, kiosk: str) -> None:  # type: ignore[no-untyped-def]
     """The teacher's section: start a session of a class (it opens at once), open
     another, close."""
     classes = book.classes()
@@ -132,7 +151,7 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
         # Open while no session is, folded once one is: each time the open session changes
         # (here or in another browser) the expander follows. A keyed expander, whose state
         # session_state sets; an unkeyed one kept whatever the teacher last clicked.
-        current = book.open_session_id()
+        current = book.open_session_id(kiosk)
         if st.session_state.get(LAST_OPEN_KEY, -1) != current:
             st.session_state[NEW_SESSION_KEY] = current is None
             st.session_state[LAST_OPEN_KEY] = current
@@ -143,7 +162,7 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
             session_name = st.text_input("Session name (optional)",
                                          placeholder=f"e.g. {datetime.now():%A %d %B}")
             if st.form_submit_button("Start session"):
-                book.start_session(session_name, class_id=class_id, open_it=True)
+                book.start_session(session_name, class_id=class_id, open_it=True, kiosk=kiosk)
                 st.rerun()
     if not sessions:
         return
@@ -151,23 +170,26 @@ def session_controls(book) -> None:  # type: ignore[no-untyped-def]
                      f"({s.started_at:%Y-%m-%d %H:%M})") for s in sessions}
     # Follow the book, not this browser's memory: another teacher's browser may have
     # opened or closed a session since. (Set before the widget is drawn, as Streamlit wants.)
-    st.session_state[SESSION_KEY] = book.open_session_id()
+    st.session_state[SESSION_KEY] = book.open_session_id(kiosk)
     choose, close = st.columns([4, 1], vertical_alignment="bottom")
     # Selectbox options are shown as text (no Markdown), so the raw names are safe here.
     choose.selectbox("Class session", list(labels), format_func=labels.__getitem__,
-                     key=SESSION_KEY, on_change=_open_chosen, args=(book,),
+                     key=SESSION_KEY, on_change=_open_chosen, args=(book, kiosk),
                      placeholder="None open: choose one to open it",
                      help="The kiosk checks people into this session only. Choosing another "
                           "one opens it instead.")
     if close.button("Close session", key="checkin_close",
                     disabled=st.session_state[SESSION_KEY] is None):
-        book.close_session()
+        book.close_session(kiosk=kiosk)
         st.rerun()
 
 
 def progress_line(book, session_id: int, admin: bool) -> None:  # type: ignore[no-untyped-def]
     """"18 of 24 here" for everyone (a count names nobody); who is missing for the teacher."""
-    register = book.register(session_id)
+    try:
+        register = book.register(session_id)
+    except RegisterOffline:
+        return  # the offline line says why; the count comes back with the register
     if not register.expected:
         if admin:
             st.caption("Nobody is on this class's roster: add students on the **Classes** "
@@ -192,21 +214,32 @@ st.title("Check-in")
 loading = start_loading(str(get_settings().data_dir))
 book = get_book()
 admin = is_admin()
+kiosk = " ".join(str(st.query_params.get(KIOSK_PARAM, "") or get_settings().kiosk).split())
 
-if admin:
-    session_controls(book)
-else:
-    teacher_unlock()
-session = book.current_session()
+try:
+    if admin:
+        session_controls(book, kiosk)
+    else:
+        teacher_unlock()
+    session = book.current_session(kiosk)
+except RegisterOffline as offline:
+    st.error(error_text(offline))
+    st.stop()
+offline_line(book)
 if session is None:
     st.info(NO_SESSION if not admin else
             "No class session is open. Start one above, or choose one to open it.")
     st.stop()
 session_id = session.id
 
-school_class = None if session.class_id is None else book.school_class(session.class_id)
+try:
+    school_class = None if session.class_id is None else book.school_class(session.class_id)
+except RegisterOffline as offline:
+    st.error(error_text(offline))
+    st.stop()
 st.subheader(f"Class session: {plain(session.name)}"
-             + (f" ({plain(school_class.name)})" if school_class else ""))
+             + (f" ({plain(school_class.name)})" if school_class else "")
+             + (f" at {plain(kiosk)}" if kiosk else ""))
 if admin and loading.done() and not get_engine().gallery.people():
     st.warning("Nobody is enrolled yet, so every face will be \"unknown\". Enroll people first.")
 
@@ -227,10 +260,11 @@ if mode == "Live camera":
 
     kept = st.session_state.get("checkin_processor")
     # One processor per browser session and engine load (a new data folder, a new one).
-    if not (isinstance(kept, tuple) and kept[0] is loading and kept[1].book is book):
+    if not (isinstance(kept, tuple) and kept[0] is loading and kept[1].book is book
+            and kept[1].kiosk == kiosk):
         rule = HeadTurnRule(moves=get_settings().head_turn_moves)
         kept = (loading, LiveCheckInProcessor(loading, book, only_open_session=True,
-                                              head_turn=HeadTurnCheck(rule)))
+                                              head_turn=HeadTurnCheck(rule), kiosk=kiosk))
         st.session_state["checkin_processor"] = kept
     processor: LiveCheckInProcessor = kept[1]
     processor.start_session(session_id, head_turn=head_turn)
@@ -252,8 +286,9 @@ if mode == "Live camera":
     @st.fragment(run_every=LIVE_REFRESH_S if ctx.state.playing else None)
     def live_results() -> None:
         """Drain the queue from the camera thread: toasts for new check-ins, speed, list."""
-        if book.open_session_id() != session_id:
+        if book.open_session_id(kiosk) != session_id:
             st.rerun(scope="app")  # the teacher closed or changed the session meanwhile
+        offline_line(book)
         results = []
         while not processor.results.empty():
             result = processor.results.get_nowait()
