@@ -18,6 +18,7 @@ No Streamlit here: ``get_engine`` in ``web_app.common`` adds the spinner.
 
 from __future__ import annotations
 
+import gc
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -70,6 +71,13 @@ def _open_engine() -> Any:
 
     engine = FaceAttendance.open(get_settings())
     engine.warm_up()  # trace the detector and network now, not on the first photo
+    # Out of the cyclic collector's reach from now on: the hundreds of thousands of
+    # objects TensorFlow, Keras and the server have made live as long as the process, and
+    # every full collection walked them all while holding the GIL (0.5 s and more on 2
+    # busy cores), freezing the live camera's WebRTC connection meanwhile. Objects are
+    # still freed by reference counting; only cycles among them (a model replaced after
+    # fine-tuning) stay until the process ends.
+    gc.freeze()
     return engine
 
 
