@@ -382,6 +382,14 @@ class Gallery:
             self._memo[recognizer.version] = (signature, result)
         return result
 
+    def remember_embeddings(self, version: str, vectors: dict[str, np.ndarray]) -> None:
+        """Put embeddings already computed (by the network of ``version``) into the cache,
+        keyed by the SHA-1 of the stored crop file's bytes, so ``embeddings`` does not run
+        the network over them again: a bulk import embeds its crops anyway. Entries of
+        crops no longer in the gallery are dropped."""
+        if vectors:
+            self._save_cache(version, {k: np.asarray(v, np.float32) for k, v in vectors.items()})
+
     # ----- internals -----------------------------------------------------------------
 
     def _person_folders(self) -> list[Path]:

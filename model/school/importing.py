@@ -10,7 +10,11 @@ The seed layout::
 
 Each sub-folder is a person; an underscore in its name stands for a space (``Alan_Turing``
 is "Alan Turing"). Hidden entries (``.DS_Store``, ``__MACOSX``) are ignored; files that
-are not photos are reported, never read as one. A zip holding one top folder with the
+are not photos are reported, never read as one. A link to a photo file (what photo
+managers and scripts make) is read as that photo, wherever it points: the folder is the
+teacher's own, on their own machine. A link that leads to no file is reported; a
+person folder that is itself a link is not followed (it could lead back into the tree).
+A zip may hold no link at all (``extract_zip``). A zip holding one top folder with the
 person folders inside (``class.zip/7B/Ada/1.jpg``) is read the same way.
 """
 
@@ -50,6 +54,8 @@ class PersonFolder:
     folder: Path
     photos: list[Path] = field(default_factory=list)
     not_photos: list[str] = field(default_factory=list)
+    #: (file, why) for entries left out for another reason than not being a photo.
+    left_out: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class PersonImport:
     used: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    #: Other enrolled people these photos would be named as (``EnrollmentReport``).
+    similar_to: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -105,22 +113,32 @@ def person_folders(root: str | Path) -> tuple[list[PersonFolder], list[tuple[str
     for entry in sorted(root.iterdir(), key=lambda p: p.name.casefold()):
         if _ignored(entry.name):
             continue
+        if entry.is_symlink() and entry.is_dir():
+            skipped.append((entry.name, "a link to a folder: links to folders are not "
+                                        "followed (one could lead back into this folder); "
+                                        "put the photos, or links to them, in a real folder"))
+            continue
         if entry.is_symlink() or not entry.is_dir():
             skipped.append((entry.name, "not a folder: put each person's photos in a folder "
                                         "named after them"))
             continue
-        photos, others = [], []
+        photos, others, left_out = [], [], []
         for item in sorted(entry.rglob("*"), key=lambda p: str(p).casefold()):
-            if any(_ignored(part) for part in item.relative_to(entry).parts):
+            relative = item.relative_to(entry)
+            if any(_ignored(part) for part in relative.parts):
                 continue
-            if item.is_symlink() or not item.is_file():
+            if item.is_symlink() and not item.is_file():
+                left_out.append((str(relative), f"{relative}: a link that leads to no file "
+                                                "(its target was moved or deleted); skipped"))
+                continue
+            if not item.is_file():  # a folder (walked into) or something else
                 continue
             if item.suffix.lower() in PHOTO_SUFFIXES:
-                photos.append(item)
+                photos.append(item)  # a link to a photo file is read as that photo
             else:
-                others.append(str(item.relative_to(entry)))
+                others.append(str(relative))
         found.append(PersonFolder(name=entry.name.replace("_", " "), folder=entry,
-                                  photos=photos, not_photos=others))
+                                  photos=photos, not_photos=others, left_out=left_out))
     if not found:
         raise ImportProblem(f"{root} holds no folder of photos: make one folder per person, "
                            "named after them, with their photos inside.")
