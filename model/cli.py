@@ -153,6 +153,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_classes)
 
+    p = sub.add_parser("migrate",
+                       help="copy this computer's attendance register into a shared PostgreSQL "
+                            "database (safe to run twice)")
+    p.add_argument("--to", dest="url", metavar="URL", required=True,
+                   help="postgresql://user:password@host:5432/database")
+    p.add_argument("--from", dest="source", metavar="FILE",
+                   help="the SQLite register (default: <data>/attendance.sqlite3)")
+    p.set_defaults(handler=_cmd_migrate)
+
     p = sub.add_parser("passcode-hash",
                        help="hash an admin passcode for .streamlit/secrets.toml (asks twice)")
     p.add_argument("--iterations", type=int, default=None,
@@ -687,6 +696,28 @@ def _cmd_roster(args: argparse.Namespace) -> int:
             print(f"{len(report.needs_photos)} on the roster still need photos: "
                   f"{', '.join(report.needs_photos)}")
     return EXIT_USER if report.refused else EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from model.school.attendance import AttendanceBook, RegisterOffline
+    from model.school.attendance_pg import PostgresBook
+
+    source = Path(args.source) if args.source else get_settings().attendance_db
+    if not source.is_file():
+        raise UserError(f"there is no attendance register at {source}.")
+    target = PostgresBook(args.url)
+    try:
+        counts = target.copy_from(AttendanceBook(source))
+    except RegisterOffline as exc:
+        raise UserError(str(exc)) from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        target.close()
+    for table, there, here in counts:
+        print(f"{table}: {there} in {source.name}, {here} in {target.location}")
+    print("the register was copied; set FACEATT_DATABASE_URL to use it")
+    return EXIT_OK
 
 
 def _cmd_classes(args: argparse.Namespace) -> int:

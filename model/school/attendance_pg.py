@@ -40,6 +40,7 @@ from psycopg_pool import ConnectionPool
 from model.school.attendance import (
     _CHANGES_KEY,
     DEFAULT_KIOSK,
+    AttendanceBook,
     CheckIn,
     Database,
     RegisterBook,
@@ -109,6 +110,30 @@ CREATE TABLE IF NOT EXISTS kiosk_sessions (
     opened_at   TIMESTAMP(0) NOT NULL
 );
 """
+
+
+#: What ``copy_from`` copies, parents first: (table, columns).
+_COPIED = (
+    ("classes", "id, name, late_after_s, created_at, head_turn"),
+    ("roster", "class_id, person, added_at"),
+    ("sessions", "id, name, started_at, class_id"),
+    ("checkins", "id, session_id, person, checked_at, score, how, present, marked"),
+    ("kiosk_sessions", "kiosk, session_id, opened_at"),
+)
+
+
+#: Columns SQLite keeps as 0/1 and PostgreSQL as booleans.
+_FLAGS = frozenset({"head_turn", "present"})
+
+
+def _pg_row(columns: list[str], row: Any) -> tuple[Any, ...]:
+    return tuple(bool(v) if c in _FLAGS else v for c, v in zip(columns, row, strict=True))
+
+
+def _plain(row: Any) -> tuple[Any, ...]:
+    """A row as both databases would write it (ISO times, 0/1 flags), for comparing."""
+    return tuple(v.isoformat() if isinstance(v, datetime) else int(v) if isinstance(v, bool)
+                 else v for v in row)
 
 
 class _Connection:
@@ -182,6 +207,46 @@ class PostgresBook(RegisterBook):
 
     def close(self) -> None:
         self._pool.close()
+
+    def copy_from(self, source: AttendanceBook) -> list[tuple[str, int, int]]:
+        """Copy a SQLite register into this database, ids and all (``python -m model
+        migrate``); returns ``(table, rows in the file, rows here)`` per table.
+
+        A row already here (same key) is skipped, so copying twice changes nothing.
+        Raises ``ValueError`` when a table here ends up with other rows than the file's
+        (this database held another register)."""
+        with source._connect() as db:
+            tables = {name: db.execute(f"SELECT {columns} FROM {name}").fetchall()
+                      for name, columns in _COPIED}
+            meta = db.execute("SELECT key, value FROM meta WHERE key != ?",
+                              (_CHANGES_KEY,)).fetchall()
+        counts: list[tuple[str, int, int]] = []
+        wrong: list[str] = []
+        with self._connect() as db:
+            for name, columns in _COPIED:
+                names = [c.strip() for c in columns.split(",")]
+                marks = ", ".join("?" * len(names))
+                for row in tables[name]:
+                    db.execute(f"INSERT INTO {name} ({columns}) VALUES ({marks})"
+                               " ON CONFLICT DO NOTHING", _pg_row(names, row))
+                if name in ("classes", "sessions", "checkins"):
+                    # New rows made here later must not reuse the copied ids.
+                    db.execute(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'),"
+                               f" GREATEST((SELECT MAX(id) FROM {name}), 1))")
+                here = db.execute(f"SELECT {columns} FROM {name}").fetchall()
+                # Rows, not only counts: a row skipped for a key another register already
+                # used here would leave the count right and the register wrong.
+                if {_plain(r) for r in here} != {_plain(r) for r in tables[name]}:
+                    wrong.append(f"{name} ({len(here)} rows here, {len(tables[name])} in the file)")
+                counts.append((name, len(tables[name]), len(here)))
+            for key, value in meta:
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                           (key, value))
+            self._changed(db)
+            if wrong:
+                raise ValueError(f"{self.location} already held another register: "
+                                 f"{', '.join(wrong)}. Nothing was copied.")
+        return counts
 
     # -- reads a kiosk still needs while the database is away --------------------------
 
