@@ -97,6 +97,24 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(handler=_cmd_import)
 
+    p = sub.add_parser(
+        "cluster", parents=[common],
+        help="group the faces of a few group photos (a folder or .zip) by person",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Every usable face of every photo, grouped by person: two faces of one "
+                    "photo are\nnever in one group; a face that fits no group well enough is "
+                    "listed as 'not sure';\nfaces too small or blurry are reported, not grouped. "
+                    "Nothing is stored.",
+        epilog="exit status:\n  0  every face was grouped\n"
+               "  3  some faces were grouped; others are not sure or were refused (listed)\n"
+               "  2  no usable face, or the folder or zip cannot be read\n"
+               "  1  anything unexpected")
+    p.add_argument("dir", metavar="DIR|ZIP", help="a folder or .zip of group photos")
+    p.add_argument("--json", action="store_true",
+                   help='print one JSON object: {"photos", "groups", "faces", "unsure", "refused", '
+                        '"threshold"}')
+    p.set_defaults(handler=_cmd_cluster)
+
     p = sub.add_parser("identify", parents=[common], help="name every face in photos")
     p.add_argument("photos", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
@@ -534,6 +552,53 @@ def _open_class(name: str) -> Any:
         return book.find_class(name) or book.create_class(name)
     except ValueError as exc:  # empty, too long, control characters
         raise UserError(str(exc)) from None
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    """Group the faces of group photos by person (``model.group_enroll``); stores nothing."""
+    from model.group_enroll import group_photo_files, photo_files
+
+    source = Path(args.dir)
+    if not source.exists():
+        raise UserError(f"{source} does not exist: give a folder or a .zip of group photos.")
+    if source.is_dir():
+        photo_files(source, source)  # raises ImportProblem when it holds no photo
+    grouping = group_photo_files(_engine(args), source)
+    faces = grouping.faces
+    if args.json:
+        print(json.dumps({
+            "photos": grouping.photos,
+            "groups": [list(group) for group in grouping.groups],
+            "faces": [{"photo": f.photo, "box": list(f.box), "group": f.group,
+                       "affinity": None if f.affinity != f.affinity else round(f.affinity, 3),
+                       "sure": f.sure} for f in faces],
+            "unsure": grouping.unsure,
+            "refused": [{"photo": photo, "box": list(box) if box else None, "why": why}
+                        for photo, box, why in grouping.refused],
+            "threshold": grouping.threshold}, ensure_ascii=False))
+    else:
+        def where(i: int) -> str:
+            x, y, w, h = faces[i].box
+            check = "" if faces[i].sure else " (check)"
+            return f"{faces[i].photo} at {x},{y} {w}x{h}{check}"
+
+        for number, group in enumerate(grouping.groups, start=1):
+            print(f"group {number}: {len(group)} face(s)")
+            for i in group:
+                print(f"    {where(i)}")
+        if grouping.unsure:
+            print(f"not sure: {len(grouping.unsure)} face(s)")
+            for i in grouping.unsure:
+                print(f"    {where(i)}")
+        for photo, box, why in grouping.refused:
+            at = f" face at {box[0]},{box[1]} {box[2]}x{box[3]}" if box else ""
+            print(f"refused {photo}{at}: {why}")
+        print(f"{len(faces)} usable face(s) in {len(grouping.photos)} photo(s): "
+              f"{len(grouping.groups)} group(s), {len(grouping.unsure)} not sure, "
+              f"{len(grouping.refused)} refused")
+    if not faces:
+        return EXIT_USER
+    return EXIT_PARTLY if grouping.unsure or grouping.refused else EXIT_OK
 
 
 def _cmd_identify(args: argparse.Namespace) -> int:

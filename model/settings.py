@@ -66,6 +66,17 @@ class Settings:
     #: stops more replays; each move adds about 1.5 s at the kiosk (``make bench-liveness``
     #: measures both).
     head_turn_moves: int = 2
+    #: Grouping the faces of group photos by person (``model.school.grouping``, enrolling a
+    #: class from group photos): the mean S-normed pair score (cohort standard deviations,
+    #: with each photo's other faces in the cohort) two groups need to be merged. Fixed on
+    #: simulated classes of held-out LFW DevTrain people, never on the benchmark's DevTest
+    #: ones (``benchmarks/bench_cluster.py --calibrate``). Raising it splits more people and
+    #: leaves more faces "not sure"; lowering it merges more look-alikes.
+    group_threshold: float = 0.0
+    #: A face that joined no group is a person of its own only when its mean score to every
+    #: group stays below this (clearly nobody else in the photos); otherwise it is listed as
+    #: "not sure". Same calibration. Raising it keeps more lone faces as people.
+    group_single_threshold: float = -1.5
     database_url: str | None = None
     kiosk: str = ""
     #: Most connections one app process keeps open to PostgreSQL. Each page run and the
@@ -77,6 +88,11 @@ class Settings:
     #: before trying the server again. Lower finds the server back sooner; each try
     #: while it is still away can stall a check-in for up to the connect timeout.
     offline_retry_s: float = 10.0
+    #: Seconds between a kiosk's looks at the shared gallery's change number (and at its
+    #: own folders), besides PostgreSQL's notification. Lower shows another kiosk's
+    #: enrollment sooner (a dropped notification is caught within this) for one tiny
+    #: query per kiosk and look; higher spares a server with very many kiosks.
+    gallery_poll_s: float = 1.0
 
     @property
     def models_dir(self) -> Path:

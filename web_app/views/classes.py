@@ -1,5 +1,6 @@
-"""Classes (teacher): make classes, fill their rosters (by hand, from a roster CSV, or by
-importing a zip of name-labelled photo folders), set when a check-in counts as late."""
+"""Classes (teacher): make classes, fill their rosters (by hand, from a roster CSV, by
+importing a zip of name-labelled photo folders, or from a few group photos whose faces are
+grouped by person for the teacher to name), set when a check-in counts as late."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from model.errors import FaceAttendanceError
 from web_app.common import error_text, get_engine, plain, require_admin
+from web_app.group_photos import show_group_enrollment
 
 HEAD_TURN_HELP = ("At the live camera, each recognised student is asked to turn their head two "
                   "random ways before being checked in, so a photo or a phone held up to the "
@@ -165,6 +167,10 @@ with zip_tab:
     kept = st.session_state.get("classes_import_report")
     if kept and archive is not None and kept[0] == archive.file_id:
         show_import_report(kept[1])
+
+# ----- enroll from group photos --------------------------------------------------------
+st.subheader("Enroll from group photos")
+show_group_enrollment(engine, class_id, chosen.name, show_import_report)
 
 # ----- settings -----------------------------------------------------------------------
 st.subheader("Settings")
