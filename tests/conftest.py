@@ -16,6 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The throw-away PostgreSQL server and the register on either store, for every test folder
+# (a conftest.py of their own under tests/model would hide this one's helpers from the
+# ``from conftest import ...`` of the tests there).
+from postgres_server import book, postgres, postgres_url, register_store  # noqa: F401
+
 from model.settings import Settings, get_settings
 
 ENV_REQUIRE_LFW = "FACEATT_REQUIRE_LFW"
