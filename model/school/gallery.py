@@ -393,9 +393,14 @@ class Gallery:
     # ----- internals -----------------------------------------------------------------
 
     def _person_folders(self) -> list[Path]:
-        if not self.root.is_dir():
+        # scandir: whether an entry is a folder comes with the listing, not one stat each
+        # (this runs a few times per enrollment; a school's gallery has thousands).
+        try:
+            with os.scandir(self.root) as entries:
+                found = [Path(entry.path) for entry in entries if entry.is_dir()]
+            return [folder for folder in found if not files.is_hidden(folder)]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return [p for p in self.root.iterdir() if p.is_dir() and not files.is_hidden(p)]
 
     def _folder_of(self, name: str) -> Path:
         found = self._find_folder(name)
