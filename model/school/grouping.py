@@ -105,7 +105,7 @@ def face_scores(embeddings: np.ndarray, photos: Sequence[int] | np.ndarray, coho
 
 
 def group_faces(scores: np.ndarray, photos: Sequence[int] | np.ndarray, *, threshold: float,
-                single_threshold: float, margin: float = 0.0) -> Grouping:
+                single_threshold: float, margin: float = 0.0, refine: bool = True) -> Grouping:
     """Group faces by person from their pairwise scores (``face_scores``).
 
     scores: symmetric float ``[n, n]`` (the diagonal is ignored); photos: the photo of each
@@ -117,6 +117,9 @@ def group_faces(scores: np.ndarray, photos: Sequence[int] | np.ndarray, *, thres
         to every group stays below this (clearly nobody else here); otherwise it is not sure.
         Raising it keeps more lone faces as people of their own.
     margin: how far a face's own group must lead the closest other one for ``sure``.
+    refine: after merging, give each photo's faces back to the groups one to one, best
+        fitting pair first (``_reassign``): a face merged early into the wrong group no
+        longer keeps its person's own face of that photo out.
     """
     s = np.asarray(scores, np.float64)
     photo = np.asarray(photos)
@@ -124,6 +127,8 @@ def group_faces(scores: np.ndarray, photos: Sequence[int] | np.ndarray, *, thres
     if n == 0:
         return Grouping((), (), float(threshold), float(single_threshold))
     clusters = _merge(s, photo, threshold)
+    if refine:
+        clusters = _reassign(s, photo, clusters, threshold)
     multi = [c for c in clusters if len(c) > 1]
     lone = [c[0] for c in clusters if len(c) == 1]
     kept = [i for i in lone if _best_mean(s, i, multi)[0] < single_threshold]
@@ -134,23 +139,41 @@ def group_faces(scores: np.ndarray, photos: Sequence[int] | np.ndarray, *, thres
 
 
 def _merge(s: np.ndarray, photo: np.ndarray, threshold: float) -> list[list[int]]:
-    """Average-link merging under the cannot-link: the clusters (face lists, in order)."""
-    n = len(s)
+    """Average-link merging of the single faces under the cannot-link (``_merge_clusters``)."""
+    return _merge_clusters(s, photo, [[i] for i in range(len(s))], threshold)
+
+
+def _merge_clusters(s: np.ndarray, photo: np.ndarray, start: list[list[int]],
+                    threshold: float) -> list[list[int]]:
+    """Average-link merging of the clusters ``start`` (face lists) under the cannot-link,
+    best pair first, while the best mean reaches ``threshold``: the clusters, each in face
+    order, ordered by their lowest face."""
+    start = sorted((sorted(c) for c in start if c), key=lambda c: c[0])
+    k = len(start)
+    if k == 0:
+        return []
     _, photo_ids = np.unique(photo, return_inverse=True)
-    sums = np.where(np.eye(n, dtype=bool), 0.0, np.nan_to_num(s, nan=0.0))
-    sizes = np.ones(n)
-    in_photo = np.zeros((n, int(photo_ids.max()) + 1), bool)
-    in_photo[np.arange(n), photo_ids] = True
-    alive = np.ones(n, bool)
-    members: list[list[int]] = [[i] for i in range(n)]
-    upper = np.triu(np.ones((n, n), bool), 1)
+    member = np.zeros((k, len(s)))
+    for c, faces in enumerate(start):
+        member[c, faces] = 1.0
+    filled = np.nan_to_num(s, nan=0.0)
+    np.fill_diagonal(filled, 0.0)
+    sums = member @ filled @ member.T
+    np.fill_diagonal(sums, 0.0)
+    sizes = member.sum(axis=1)
+    in_photo = np.zeros((k, int(photo_ids.max()) + 1), np.int64)
+    for c, faces in enumerate(start):
+        in_photo[c, photo_ids[faces]] = 1
+    alive = np.ones(k, bool)
+    members = [list(c) for c in start]
+    upper = np.triu(np.ones((k, k), bool), 1)
     while True:
         mean = sums / np.outer(sizes, sizes)
-        clash = (in_photo.astype(np.int64) @ in_photo.T.astype(np.int64)) > 0
+        clash = (in_photo @ in_photo.T) > 0
         usable = upper & alive[:, None] & alive[None, :] & ~clash
         candidates = np.where(usable, mean, -np.inf)
-        best = int(np.argmax(candidates))  # first of equal bests: the lowest face numbers
-        a, b = divmod(best, n)
+        best = int(np.argmax(candidates))  # first of equal bests: the lowest clusters
+        a, b = divmod(best, k)
         if not np.isfinite(candidates[a, b]) or candidates[a, b] < threshold:
             break
         sums[a] += sums[b]
@@ -162,6 +185,48 @@ def _merge(s: np.ndarray, photo: np.ndarray, threshold: float) -> list[list[int]
         sums[b], sums[:, b] = 0.0, 0.0
         members[a] = sorted(members[a] + members[b])
     return [members[i] for i in np.flatnonzero(alive)]
+
+
+def _reassign(s: np.ndarray, photo: np.ndarray, clusters: list[list[int]], threshold: float,
+              rounds: int = 5) -> list[list[int]]:
+    """Greedy one-to-one assignment of each photo's faces to the groups of two faces or more
+    (mean score to the group's other faces), best pair first, each pair at least
+    ``threshold``; faces left over start groups of their own, which then merge as before.
+    Repeated until nothing moves (at most ``rounds`` times)."""
+    for _ in range(rounds):
+        groups = [c for c in clusters if len(c) > 1]
+        if not groups:
+            return clusters
+        member = np.zeros((len(groups), len(s)))
+        for g, group in enumerate(groups):
+            member[g, group] = 1.0
+        sums = np.nan_to_num(s, nan=0.0) @ member.T  # [faces, groups]
+        sizes = member.sum(axis=1)[None, :] - member.T  # the face itself never counts
+        fit = np.where(sizes > 0, sums / np.maximum(sizes, 1), -np.inf)
+        assigned: dict[int, list[int]] = {g: [] for g in range(len(groups))}
+        loose = []
+        for p in np.unique(photo):
+            faces = np.flatnonzero(photo == p)
+            block = fit[faces]
+            order = np.argsort(-block, axis=None, kind="stable")
+            face_done, group_done = set(), set()
+            for flat in order:
+                f, g = divmod(int(flat), block.shape[1])
+                if block[f, g] < threshold:
+                    break
+                if f in face_done or g in group_done:
+                    continue
+                face_done.add(f)
+                group_done.add(g)
+                assigned[g].append(int(faces[f]))
+            loose += [int(faces[f]) for f in range(len(faces)) if f not in face_done]
+        moved = [sorted(a) for a in assigned.values() if a]
+        singles = [[i] for i in sorted(loose)]
+        again = _merge_clusters(s, photo, moved + singles, threshold)
+        if sorted(map(tuple, again)) == sorted(map(tuple, clusters)):
+            break
+        clusters = again
+    return clusters
 
 
 def _best_mean(s: np.ndarray, face: int, groups: Sequence[Sequence[int]],

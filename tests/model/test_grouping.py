@@ -108,3 +108,19 @@ def test_one_photo_alone_makes_every_clear_face_its_own_group():
     x, photos, _, cohort = class_photos(5, 1, seed=5)
     grouping = grouped(x, photos, cohort, single=np.inf)
     assert sorted(len(g) for g in grouping.groups) == [1] * 5
+
+
+def test_the_cannot_link_holds_for_any_scores_with_or_without_refining():
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        n = int(rng.integers(2, 40))
+        scores = rng.normal(size=(n, n))
+        scores = scores + scores.T
+        photos = rng.integers(0, 4, n)
+        for refine in (False, True):
+            grouping = group_faces(scores, photos, threshold=float(rng.normal()) - 2,
+                                   single_threshold=0.0, refine=refine)
+            for group in grouping.groups:
+                assert len({int(photos[i]) for i in group}) == len(group), (trial, refine)
+            placed = sorted([i for g in grouping.groups for i in g] + list(grouping.unsure))
+            assert placed == list(range(n))
