@@ -172,12 +172,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_classes)
 
     p = sub.add_parser("migrate",
-                       help="copy this computer's attendance register into a shared PostgreSQL "
-                            "database (safe to run twice)")
+                       help="copy this computer's attendance register, gallery and fine-tuned "
+                            "models into a shared PostgreSQL database (safe to run twice)")
     p.add_argument("--to", dest="url", metavar="URL", required=True,
                    help="postgresql://user:password@host:5432/database")
     p.add_argument("--from", dest="source", metavar="FILE",
                    help="the SQLite register (default: <data>/attendance.sqlite3)")
+    p.add_argument("--gallery", metavar="DIR",
+                   help="the gallery of person folders (default: <data>/gallery); its "
+                        "fine-tuned models come from <data>/models")
     p.set_defaults(handler=_cmd_migrate)
 
     p = sub.add_parser("passcode-hash",
@@ -764,13 +767,23 @@ def _cmd_roster(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    source = Path(args.source) if args.source else settings.attendance_db
+    gallery = Path(args.gallery) if args.gallery else settings.gallery_dir
+    if not source.is_file() and (args.source or not gallery.is_dir()):
+        raise UserError(f"there is no attendance register at {source}.")
+    if source.is_file():
+        _migrate_register(source, args.url)
+    if gallery.is_dir():
+        _migrate_gallery(gallery, settings.models_dir, args.url)
+    return EXIT_OK
+
+
+def _migrate_register(source: Path, url: str) -> None:
     from model.school.attendance import AttendanceBook, RegisterOffline
     from model.school.attendance_pg import PostgresBook
 
-    source = Path(args.source) if args.source else get_settings().attendance_db
-    if not source.is_file():
-        raise UserError(f"there is no attendance register at {source}.")
-    target = PostgresBook(args.url)
+    target = PostgresBook(url)
     try:
         counts = target.copy_from(AttendanceBook(source))
     except RegisterOffline as exc:
@@ -782,7 +795,19 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     for table, there, here in counts:
         print(f"{table}: {there} in {source.name}, {here} in {target.location}")
     print("the register was copied; set FACEATT_DATABASE_URL to use it")
-    return EXIT_OK
+
+
+def _migrate_gallery(folder: Path, models_dir: Path, url: str) -> None:
+    from model.school.gallery import Gallery
+    from model.school.gallery_sync import GalleryOffline, migrate_gallery
+
+    try:
+        counts = migrate_gallery(Gallery(folder), url, models_dir=models_dir)
+    except (GalleryOffline, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"gallery: {counts.people} people, {counts.crops} photos and {counts.models} "
+          f"fine-tuned models of {folder} are in the shared gallery ({counts.copied_people} "
+          f"people, {counts.copied_crops} photos and {counts.copied_models} models copied now)")
 
 
 def _cmd_classes(args: argparse.Namespace) -> int:

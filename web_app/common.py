@@ -41,7 +41,7 @@ from model.school.access import (
 )
 from model.school.attendance import RegisterBook, open_register
 from model.settings import get_settings
-from web_app.loading import needed, start_loading
+from web_app.loading import gallery_sync, needed, start_loading
 
 #: Box colours (RGB): recognised / good face, unknown face, a face with a problem.
 COLOUR_KNOWN = (46, 160, 67)
@@ -151,6 +151,20 @@ def get_engine():  # type: ignore[no-untyped-def]
         with st.spinner("Loading the face detector and the recognition network…"):
             return future.result()
     return future.result()
+
+
+def shared_gallery_note() -> str | None:
+    """One line on the school's shared gallery (``FACEATT_DATABASE_URL``): up to date, or
+    offline and since when; None without one."""
+    sync = gallery_sync(str(get_settings().data_dir))
+    if sync is None:
+        return None
+    status = sync.status()
+    when = status.last_sync.astimezone().strftime("%H:%M:%S") if status.last_sync else "never"
+    if status.online:
+        return f"Shared gallery: up to date (checked at {when})."
+    return ("Shared gallery offline: changes made here wait and go out when the database "
+            f"answers again (last up to date: {when}).")
 
 
 @st.cache_resource

@@ -13,6 +13,9 @@ lay it out), as soon as a page needs the engine (``needed``), or after ``hold_s`
 whichever comes first. The page is then up in about 2.5 s and the recognizer about
 7 s later, instead of both waiting on each other.
 
+With ``FACEATT_DATABASE_URL`` set, the loaded engine's gallery and models follow the
+school's shared gallery: a ``GallerySync`` thread starts with it (``gallery_sync``).
+
 No Streamlit here: ``get_engine`` in ``web_app.common`` adds the spinner.
 """
 
@@ -30,6 +33,7 @@ _lock = threading.Lock()
 _loads: dict[str, Future[Any]] = {}
 _go = threading.Event()  # set: held loads may start
 _page_timer: threading.Timer | None = None
+_syncs: dict[str, Any] = {}  # data folder -> its engine's GallerySync
 
 
 def start_loading(data_dir: str, *, hold_s: float = 0.0) -> Future[Any]:
@@ -64,12 +68,22 @@ def needed() -> None:
     _go.set()
 
 
+def gallery_sync(data_dir: str) -> Any | None:
+    """The ``GallerySync`` of the engine of ``data_dir`` (None without a shared database,
+    or before the engine is loaded)."""
+    with _lock:
+        return _syncs.get(data_dir)
+
+
 def _open_engine() -> Any:
     """Load TensorFlow, MTCNN and the network; trace them (the heavy part)."""
     from model.api import FaceAttendance
     from model.settings import get_settings
 
-    engine = FaceAttendance.open(get_settings())
+    settings = get_settings()
+    engine = FaceAttendance.open(settings)
+    if settings.database_url:
+        _start_gallery_sync(engine, settings)
     engine.warm_up()  # trace the detector and network now, not on the first photo
     # Out of the cyclic collector's reach from now on: the hundreds of thousands of
     # objects TensorFlow, Keras and the server have made live as long as the process, and
@@ -79,6 +93,21 @@ def _open_engine() -> Any:
     # fine-tuning) stay until the process ends.
     gc.freeze()
     return engine
+
+
+def _start_gallery_sync(engine: Any, settings: Any) -> None:
+    """Keep the engine's gallery and models equal to the shared gallery, in a thread;
+    another active model there reloads the engine's network."""
+    from model.school.gallery_sync import GallerySync
+
+    sync = GallerySync.for_settings(settings, engine.gallery,
+                                    on_model_change=engine.reload_model)
+    with _lock:
+        old = _syncs.pop(str(settings.data_dir), None)
+        _syncs[str(settings.data_dir)] = sync
+    if old is not None:
+        old.stop()
+    sync.start()
 
 
 def _load(future: Future[Any], hold_s: float) -> None:

@@ -6,7 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from model.errors import FaceAttendanceError
-from web_app.common import error_text, get_book, get_engine, plain, require_admin
+from web_app.common import (
+    error_text,
+    get_book,
+    get_engine,
+    plain,
+    require_admin,
+    shared_gallery_note,
+)
 
 #: Thumbnails per row in the photo strip of the selected person.
 THUMBS_PER_ROW = 8
@@ -18,6 +25,8 @@ require_admin()
 engine = get_engine()
 book = get_book()
 people = engine.gallery.people()
+if note := shared_gallery_note():
+    st.caption(plain(note))
 
 # Messages are stored already made safe (``plain`` names) by the action that left them.
 if message := st.session_state.pop("people_message", None):
