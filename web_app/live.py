@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import sys
@@ -50,6 +51,18 @@ from web_app.common import (
     match_label,
 )
 
+#: Set to a logging level (``INFO``, ``DEBUG``) to have streamlit-webrtc's own messages
+#: (ICE states, its worker started or stopped) in the server's output; unset, they are
+#: dropped. The real-browser test sets it, so a stream that drops says on which side.
+WEBRTC_LOG_ENV = "FACEATT_WEBRTC_LOG"
+if _webrtc_level := os.environ.get(WEBRTC_LOG_ENV, "").strip().upper():
+    _webrtc_log = logging.getLogger("streamlit_webrtc")
+    if not _webrtc_log.handlers:
+        _handler = logging.StreamHandler()
+        _handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        _webrtc_log.addHandler(_handler)
+        _webrtc_log.setLevel(_webrtc_level)
+
 #: The worker thread exits after this many seconds without frames (the stream
 #: stopped); the next frame starts a new one.
 WORKER_IDLE_S = 5.0
@@ -60,6 +73,11 @@ RESULT_QUEUE_SIZE = 32
 #: face of about 40 pixels or more in the full frame (someone within 2-3 m of a laptop
 #: camera). Raise it to find faces further away, lower it for speed.
 MAX_PROCESS_SIDE = 320
+#: Live enrollment assesses at most this many frames a second (a full detection each): a
+#: capture takes one every half second, and the green/red box needs no more. Unthrottled,
+#: the detector took a whole core, which the server's WebRTC connection (the same process)
+#: then lacked on a busy 2-core laptop: the stream dropped in a capture.
+ENROLL_MAX_FPS = 8
 #: Boxes are drawn only on frames at most this much newer (seconds) than the frame they
 #: were computed from; older ones are hidden rather than left where the face was.
 BOX_MAX_AGE_S = 0.3
@@ -156,8 +174,10 @@ class NewestFrameWorker:
     """
 
     def __init__(self, process: Callable[[np.ndarray], Sequence[BoxLabel]], *,
-                 timing: Callable[[], dict[str, Any]] | None = None) -> None:
+                 timing: Callable[[], dict[str, Any]] | None = None,
+                 min_interval_s: float = 0.0) -> None:
         self._process = process
+        self._min_interval_s = min_interval_s
         self._timing = timing or dict
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -203,6 +223,9 @@ class NewestFrameWorker:
             with self._lock:
                 self._labels, self._labels_at = labels, frame_at
                 self.processed += 1
+            # At most one frame per ``min_interval_s``: the frames that arrive meanwhile
+            # replace each other, and the CPU goes to the rest of the server.
+            time.sleep(max(0.0, started + self._min_interval_s - time.monotonic()))
             if TRACE:
                 TRACE.write("result", t=time.monotonic(), frame_t=frame_at,
                             ms=1000 * (time.monotonic() - started),
@@ -466,7 +489,7 @@ class LiveEnrollProcessor:
         self.engine = engine
         self._lock = threading.Lock()
         self._latest: CapturedFrame | None = None
-        self.worker = NewestFrameWorker(self.process)
+        self.worker = NewestFrameWorker(self.process, min_interval_s=1.0 / ENROLL_MAX_FPS)
         self.callback = frame_callback(self.worker)
 
     def process(self, image: np.ndarray) -> tuple[BoxLabel, ...]:

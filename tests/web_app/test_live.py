@@ -46,6 +46,22 @@ def test_worker_processes_only_the_newest_frame():
     assert seen == [1, 9]  # frames 2..8 were replaced before the model saw them
 
 
+def test_a_worker_with_a_minimum_interval_skips_the_frames_in_between():
+    """Live enrollment's worker assesses at most ENROLL_MAX_FPS frames a second, however
+    fast frames come, and always the newest one."""
+    seen = []
+    worker = NewestFrameWorker(lambda frame: seen.append(int(frame[0, 0, 0])) or (),
+                               min_interval_s=0.2)
+    started = time.monotonic()
+    value = 0
+    while time.monotonic() - started < 1.0:  # a camera at ~100 frames/s for a second
+        value += 1
+        worker.submit(np.full((2, 2, 3), value % 256, np.uint8))
+        time.sleep(0.01)
+    assert 4 <= len(seen) <= 6  # one every 0.2 s, not ~100
+    assert wait_for(lambda: seen[-1] == value % 256)  # the last frame is still processed
+
+
 def test_worker_survives_a_failing_frame():
     calls = []
 
