@@ -13,102 +13,21 @@ SQLite file and once on a fresh PostgreSQL database of its own.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmarks.postgres_cluster import PostgresServer, find_bin_dir
+
 ENV_REQUIRE_POSTGRES = "FACEATT_REQUIRE_POSTGRES"
-#: Where Debian's postgresql package puts the server programs (newest version first).
-_BIN_GLOB = "/usr/lib/postgresql/*/bin"
-
-
-def _bin_dir() -> Path | None:
-    for candidate in sorted(glob.glob(_BIN_GLOB), reverse=True):
-        if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
-            return Path(candidate)
-    found = shutil.which("initdb")
-    if found and shutil.which("pg_ctl"):
-        return Path(found).resolve().parent
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class PostgresServer:
-    """A PostgreSQL cluster in ``folder``, listening on 127.0.0.1:``port``."""
-
-    def __init__(self, bin_dir: Path, folder: Path) -> None:
-        self.bin_dir = bin_dir
-        self.folder = folder
-        self.data = folder / "data"
-        self.port = _free_port()
-        self._as_postgres = os.geteuid() == 0
-        self.running = False
-        if self._as_postgres:
-            shutil.chown(folder, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "-E", "UTF8", "--no-locale", "--no-sync")
-
-    def _run(self, program: str, *args: str) -> None:
-        command = [str(self.bin_dir / program), *args]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, cwd=self.folder, capture_output=True, text=True,
-                              timeout=120, check=False)
-        if done.returncode != 0:
-            log = (self.folder / "server.log")
-            raise RuntimeError(f"{program} failed ({done.returncode}): {done.stderr.strip()}"
-                               + (f"\n{log.read_text()[-2000:]}" if log.exists() else ""))
-
-    def start(self) -> None:
-        """Start the server (again); nothing to do while it runs."""
-        if self.running:
-            return
-        # fsync off: a killed server loses nothing the OS holds, and tests go faster. A
-        # commit is still written before it returns (an outage test stops the server at
-        # once and then reads what was committed).
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
-                   " -c fsync=off -c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"),
-                  "-w", "-t", "60", "-o", options, "start")
-        self.running = True
-
-    def stop(self) -> None:
-        """Stop the server at once (as a crash or a pulled cable would look to a client)."""
-        if self.running:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-            self.running = False
-
-    def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
-
-    def create_database(self) -> str:
-        """A new, empty database; returns its URL."""
-        import psycopg
-
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.url(), autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-    def drop_database(self, url: str) -> None:
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(self.url(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+# The server itself (initdb, pg_ctl, a free port) is benchmarks/postgres_cluster.py's, which
+# the register's benchmark shares.
+_bin_dir = find_bin_dir
 
 
 def _require_postgres() -> bool:
