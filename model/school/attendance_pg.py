@@ -262,6 +262,35 @@ class PostgresBook(RegisterBook):
         self._last_open[name] = found
         return found
 
+    # The kiosk sessions this book opens, closes or deletes itself are remembered at once:
+    # read back only later, an outage in between would leave the kiosk on the session it
+    # had before, checking people into the wrong class session.
+
+    def start_session(self, name: str = "", *, class_id: int | None = None,
+                      now: datetime | None = None, open_it: bool = False,
+                      kiosk: str = DEFAULT_KIOSK) -> Session:
+        session = super().start_session(name, class_id=class_id, now=now, open_it=open_it,
+                                         kiosk=kiosk)
+        if open_it:
+            self._last_open[_kiosk_name(kiosk)] = session
+        return session
+
+    def open_session(self, session_id: int, *, now: datetime | None = None,
+                     kiosk: str = DEFAULT_KIOSK) -> Session:
+        session = super().open_session(session_id, now=now, kiosk=kiosk)
+        self._last_open[_kiosk_name(kiosk)] = session
+        return session
+
+    def close_session(self, *, kiosk: str = DEFAULT_KIOSK) -> None:
+        super().close_session(kiosk=kiosk)
+        self._last_open[_kiosk_name(kiosk)] = None
+
+    def delete_session(self, session_id: int) -> None:
+        super().delete_session(session_id)
+        for kiosk, session in list(self._last_open.items()):
+            if session is not None and session.id == session_id:
+                self._last_open[kiosk] = None
+
     def school_class(self, class_id: int) -> SchoolClass | None:
         """A class; while the database is away, as it was last read (a kiosk keeps
         asking for the head turn its class asks for)."""
