@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -58,6 +59,7 @@ from psycopg_pool import ConnectionPool
 from model.core import files, registry
 from model.naming import display_name, folder_name
 from model.school.gallery import (
+    CACHE_DIR,
     CROP_SUFFIX,
     PERSON_FILE,
     Gallery,
@@ -355,6 +357,7 @@ class GallerySync:
         self._last_sync: datetime | None = None
         self._error: str | None = None
         self._signature: tuple[object, ...] | None = None
+        self._caches_sent: dict[str, int] = {}  # embedding cache file -> mtime last sent
         self._signed_at = 0.0
         self._failures = 0
 
@@ -412,6 +415,7 @@ class GallerySync:
             bump = _Bump(self.store, db)
             published, refused = self._publish_people(db, bump, snapshot, local)
             models_published = self._publish_models(db, bump, snapshot, models)
+            self._publish_embeddings(db, local)
         for pid in published:
             if local is not None and pid in local:
                 snapshot.people[pid] = local[pid].state
@@ -539,15 +543,17 @@ class GallerySync:
                 removed.append(pid)
                 forgotten += models
             snapshot.people.pop(pid, None)
+        fetched: dict[tuple[str, str], str] = {}  # (person, crop key) -> SHA-1 of the file
         for pid, person in server.items():
             outcome = self._apply_person(db, pid, person, local.get(pid),
-                                         agreed=snapshot.people.get(pid))
+                                         agreed=snapshot.people.get(pid), fetched=fetched)
             if outcome == "created":
                 created.append(pid)
             elif outcome == "updated":
                 updated.append(pid)
             if outcome != "skipped":
                 snapshot.people[pid] = person
+        self._pull_embeddings(db, fetched)
         pulled, dropped = self._pull_models(db, snapshot)
         activated = self._active_model() != active_before  # on_model_change() then
         snapshot.version = version
@@ -561,7 +567,8 @@ class GallerySync:
                           active_changed=activated)
 
     def _apply_person(self, db: psycopg.Connection[Any], pid: str, person: PersonState,
-                      seen: _Local | None, *, agreed: PersonState | None) -> str:
+                      seen: _Local | None, *, agreed: PersonState | None,
+                      fetched: dict[tuple[str, str], str]) -> str:
         """Make one person's folder equal to the server's: "created", "updated",
         "unchanged" or "skipped": changed here since ``agreed`` (what the kiosk and the
         server last agreed on) while the server still has ``agreed``, e.g. during this
@@ -578,10 +585,12 @@ class GallerySync:
                     return "skipped"  # removed here: the deletion goes out next (and wins)
                 crops = _fetch_crops(db, pid, person.crops)
                 self._create_folder(pid, person, crops)
+                fetched.update(_digests(pid, crops))
                 return "created"
             missing = person.crops - current.crop_files.keys()
             if missing:
                 crops = _fetch_crops(db, pid, missing)
+                fetched.update(_digests(pid, crops))
                 # The gallery's own journalled addition: ``recover`` takes it back after a crash.
                 self.gallery._add_to_person(current.folder, {
                     f"{key}{CROP_SUFFIX}": data for key, data in crops.items()})
@@ -610,6 +619,52 @@ class GallerySync:
                 return []
             return [registry.unit_name(path) for path in registry.forget_person_models(
                 self.models_dir, pid, [current.state.label])]
+
+    def _pull_embeddings(self, db: psycopg.Connection[Any],
+                         fetched: dict[tuple[str, str], str]) -> None:
+        """Hand the server's embeddings of the crops just written here to the gallery's
+        cache (per model), so this kiosk does not run its network over them again."""
+        if not fetched:
+            return
+        pids, keys = zip(*fetched, strict=True)
+        vectors: dict[str, dict[str, np.ndarray]] = {}
+        for pid, key, model, vector in db.execute(
+                "SELECT e.person_id, e.key, e.model, e.vector FROM gallery_embeddings e"
+                " JOIN unnest(%s::text[], %s::text[]) AS f(person_id, key)"
+                " ON f.person_id = e.person_id AND f.key = e.key", (list(pids), list(keys))):
+            vectors.setdefault(model, {})[fetched[(pid, key)]] = np.frombuffer(
+                bytes(vector), dtype="<f4")
+        for model, found in vectors.items():
+            self.gallery.remember_embeddings(model, found)
+
+    def _publish_embeddings(self, db: psycopg.Connection[Any],
+                            local: dict[str, _Local] | None) -> None:
+        """Send the embeddings in this kiosk's cache files that changed since last sent
+        (a kiosk joining later, or back after days away, then need not compute them)."""
+        cache_dir = self.gallery.root / CACHE_DIR
+        if local is None or not cache_dir.is_dir():
+            return
+        owners = {key: pid for pid, person in local.items() for key in person.state.crops}
+        for path in sorted(cache_dir.glob("*.npz")):
+            with contextlib.suppress(OSError, ValueError, KeyError):  # a cache is only a cache
+                stamp = path.stat().st_mtime_ns
+                if self._caches_sent.get(path.name) == stamp:
+                    continue
+                with np.load(path, allow_pickle=False) as cache:
+                    cached = dict(zip((str(k)[:16] for k in cache["keys"]),
+                                      np.asarray(cache["vectors"], dtype="<f4"), strict=True))
+                model = path.stem
+                there = {row[0] for row in db.execute(
+                    "SELECT key FROM gallery_embeddings WHERE model = %s", (model,))}
+                rows = [(owners[key], key, model, vector.tobytes(), owners[key], key)
+                        for key, vector in cached.items() if key in owners and key not in there]
+                if rows:
+                    with db.cursor() as cursor:
+                        cursor.executemany(
+                            "INSERT INTO gallery_embeddings (person_id, key, model, vector)"
+                            " SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM gallery_crops"
+                            " WHERE person_id = %s AND key = %s) ON CONFLICT DO NOTHING", rows)
+                self._caches_sent[path.name] = stamp
 
     def _pull_models(self, db: psycopg.Connection[Any],
                      snapshot: _Snapshot) -> tuple[list[str], list[str]]:
@@ -979,6 +1034,11 @@ def _fetch_crops(db: psycopg.Connection[Any], pid: str, keys: frozenset[str] | s
     return {row[0]: bytes(row[1]) for row in db.execute(
         "SELECT key, jpeg FROM gallery_crops WHERE person_id = %s AND key = ANY(%s)",
         (pid, sorted(keys)))}
+
+
+def _digests(pid: str, crops: dict[str, bytes]) -> dict[tuple[str, str], str]:
+    """(person, crop key) -> the SHA-1 of the crop file, as the embedding cache keys it."""
+    return {(pid, key): hashlib.sha1(data).hexdigest() for key, data in crops.items()}
 
 
 def _active_unit(models_dir: Path) -> str | None:

@@ -76,12 +76,14 @@ def server_version(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def wait_for(check: Callable[[], bool], timeout_s: float) -> float:
-    """Seconds until ``check()`` held (fails the test after ``timeout_s``)."""
+def wait_for(check: Callable[[], bool], timeout_s: float, *kiosks: Kiosk) -> float:
+    """Seconds until ``check()`` held (fails the test after ``timeout_s``, saying where
+    ``kiosks`` stand)."""
     start = time.monotonic()
     while not _holds(check):
         if time.monotonic() - start > timeout_s:
-            pytest.fail(f"not seen within {timeout_s} s")
+            pytest.fail(f"not seen within {timeout_s} s: " + "; ".join(
+                f"{sorted(k.picture())} {k.sync.status()}" for k in kiosks))
         time.sleep(0.05)
     return time.monotonic() - start
 
@@ -238,10 +240,10 @@ def test_a_change_made_while_the_database_is_down_is_published_when_it_returns(
     a.gallery.add_crops("Hedy Lamarr", crops(1, 10), consent=True)
     a.sync.start()
     b.sync.start()
-    wait_for(lambda: "Hedy Lamarr" in b.picture(), SEEN_WITHIN_S)
+    wait_for(lambda: "Hedy Lamarr" in b.picture(), SEEN_WITHIN_S, a, b)
     postgres.stop()
     try:
-        wait_for(lambda: not a.sync.status().online, 10.0)
+        wait_for(lambda: not a.sync.status().online, 10.0, a, b)
         a.gallery.add_crops("Ada Yonath", crops(2, 11), consent=True)
         a.gallery.rename_person("Hedy Lamarr", "Hedwig Kiesler")
         with pytest.raises(GalleryOffline):
@@ -249,7 +251,7 @@ def test_a_change_made_while_the_database_is_down_is_published_when_it_returns(
     finally:
         postgres.start()
     # Both threads reconnect by themselves; A's journal goes out, B catches up.
-    seen = wait_for(lambda: set(b.picture()) == {"Ada Yonath", "Hedwig Kiesler"}, 20.0)
+    seen = wait_for(lambda: set(b.picture()) == {"Ada Yonath", "Hedwig Kiesler"}, 20.0, a, b)
     assert b.picture() == a.picture()
     assert a.sync.status().online and b.sync.status().online
     print(f"seen {seen:.1f} s after the server came back")
@@ -373,3 +375,27 @@ def test_two_kiosks_enrolling_at_once_end_up_equal(kiosks) -> None:
     wait_for(lambda: len(a.picture()) == 12 and "Pupil Zero" in a.picture()
              and a.picture() == b.picture(), 15.0)
     assert a.sync.status().error is None and b.sync.status().error is None
+
+
+def test_embeddings_travel_with_the_crops(kiosks) -> None:
+    """A kiosk that joins later gets the embeddings another kiosk computed, per model,
+    and does not run its network over those crops."""
+    a = kiosks("a")
+    a.gallery.add_crops("Mary Jackson", crops(3, 70), consent=True)
+    a.sync.sync()
+    computed = a.gallery.embeddings(FakeEmbedder())
+    a.sync.sync()
+    b = kiosks("b")
+    b.sync.sync()
+
+    class Refuses(FakeEmbedder):
+        def embed(self, faces):  # type: ignore[no-untyped-def]
+            if len(faces):
+                raise AssertionError("B ran its network over crops it was sent embeddings of")
+            return np.zeros((0, 8), np.float32)
+
+    got = b.gallery.embeddings(Refuses())
+    by_file = {path.name: row for path, row in zip(got.paths, got.matrix, strict=True)}
+    assert by_file.keys() == {path.name for path in computed.paths}
+    for path, row in zip(computed.paths, computed.matrix, strict=True):
+        np.testing.assert_array_equal(by_file[path.name], row)
