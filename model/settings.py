@@ -68,15 +68,20 @@ class Settings:
     head_turn_moves: int = 2
     #: Grouping the faces of group photos by person (``model.school.grouping``, enrolling a
     #: class from group photos): the mean S-normed pair score (cohort standard deviations,
-    #: with each photo's other faces in the cohort) two groups need to be merged. Fixed on
-    #: simulated classes of held-out LFW DevTrain people, never on the benchmark's DevTest
-    #: ones (``benchmarks/bench_cluster.py --calibrate``). Raising it splits more people and
-    #: leaves more faces "not sure"; lowering it merges more look-alikes.
-    group_threshold: float = 0.0
+    #: with each photo's other faces in the cohort) two groups need to be merged. Chosen on
+    #: 10 simulated classes of held-out LFW DevTrain people (the shipped network's
+    #: calibration people, never trained on; never the benchmark's DevTest ones):
+    #: ``python benchmarks/bench_cluster.py --calibrate``. Their BCubed F is flat from -6 to
+    #: -3.5 (0.969-0.974: the same-photo rule does much of the work) and falls above it
+    #: (0.958 at -2, 0.934 at 0); -3.5 is the highest within 0.005 of the best, the fewest
+    #: wrong merges. Raising it splits more people and leaves more faces "not sure";
+    #: lowering it merges more look-alikes (and strangers seen once).
+    group_threshold: float = -3.5
     #: A face that joined no group is a person of its own only when its mean score to every
     #: group stays below this (clearly nobody else in the photos); otherwise it is listed as
-    #: "not sure". Same calibration. Raising it keeps more lone faces as people.
-    group_single_threshold: float = -1.5
+    #: "not sure". Same calibration (-3 to 0 score alike there: lone faces are rare). Raising
+    #: it keeps more lone faces as people.
+    group_single_threshold: float = -3.0
     database_url: str | None = None
     kiosk: str = ""
     #: Most connections one app process keeps open to PostgreSQL. Each page run and the
