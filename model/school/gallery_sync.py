@@ -859,7 +859,6 @@ class GallerySync:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._failures += 1
             try:
                 self._listen()
             except (psycopg.Error, GalleryOffline, OSError) as error:
@@ -867,7 +866,8 @@ class GallerySync:
             except Exception as error:  # a kiosk keeps working without the shared gallery
                 self._online, self._error = False, f"{type(error).__name__}: {error}"
             # A dropped connection is tried again at once; a server that stays away, every
-            # ``retry_s`` seconds.
+            # ``retry_s`` seconds (``_listen`` counts from 0 again once it is in step).
+            self._failures += 1
             self._stop.wait(0.2 if self._failures == 1 else self.retry_s)
 
     def _listen(self) -> None:
