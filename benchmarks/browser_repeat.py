@@ -39,7 +39,8 @@ def one_run(index: int, logs: Path, commit: str) -> tuple[bool, bool, float]:
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
         (clone / ".venv").symlink_to(REPO / ".venv")
-        env = {**os.environ, "FACEATT_REQUIRE_BROWSER": "1"}
+        screens = logs / f"run-{index:02d}-screens"
+        env = {**os.environ, "FACEATT_REQUIRE_BROWSER": "1", "FACEATT_BROWSER_OUT": str(screens)}
         env.pop("FACEATT_DATA_DIR", None)
         started = time.monotonic()
         done = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pytest", "-q",
@@ -51,6 +52,8 @@ def one_run(index: int, logs: Path, commit: str) -> tuple[bool, bool, float]:
         if not passed or dropped:
             logs.mkdir(parents=True, exist_ok=True)
             (logs / f"run-{index:02d}.log").write_text(done.stdout + done.stderr)
+        else:
+            shutil.rmtree(screens, ignore_errors=True)  # screenshots of failures only
         return passed, dropped, seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)

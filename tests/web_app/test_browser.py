@@ -428,9 +428,22 @@ def second_kiosk(playwright, video: Path):  # type: ignore[no-untyped-def]
     try:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.set_default_timeout(STEP_S * 1000)
-        yield page
+        try:
+            yield page
+        except Exception:
+            shots = Path(os.environ.get("FACEATT_BROWSER_OUT") or video.parent)
+            report_page(page, shots / f"FAILED-{video.stem}.png")
+            raise
     finally:
         browser.close()
+
+
+def report_page(page, screenshot: Path) -> None:  # type: ignore[no-untyped-def]
+    """For whoever reads a failure: what the page said, printed, and a screenshot."""
+    with contextlib.suppress(Exception):
+        page.screenshot(path=str(screenshot), full_page=True)
+    with contextlib.suppress(Exception):
+        print(f"the page ({page.url}) said:\n" + page.inner_text("body")[:3000])
 
 
 def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> dict[str, object]:
@@ -693,8 +706,7 @@ def test_enroll_check_in_and_attendance_in_a_real_browser(playwright_api, app_ur
             print(f"a print of the astronaut held up for {PROXY_S:.0f} s: {proxy}")
         except Exception:
             # For whoever reads the CI output: the page as it was, and what the server said.
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(out_dir / "FAILED.png"), full_page=True)
+            report_page(page, out_dir / "FAILED.png")
             log = tmp_path / "server.log"
             print("server.log (end):\n" + (log.read_text(errors="replace")[-4000:]
                                            if log.exists() else "(none)"))
