@@ -538,21 +538,27 @@ class GallerySync:
                 (sorted(snapshot.people),))}
         active_before = self._active_model()
         forgotten: list[str] = []
-        for pid in doomed:
-            if pid in local and (models := self._remove_local(pid, local[pid])) is not None:
-                removed.append(pid)
-                forgotten += models
-            snapshot.people.pop(pid, None)
         fetched: dict[tuple[str, str], str] = {}  # (person, crop key) -> SHA-1 of the file
-        for pid, person in server.items():
-            outcome = self._apply_person(db, pid, person, local.get(pid),
-                                         agreed=snapshot.people.get(pid), fetched=fetched)
-            if outcome == "created":
-                created.append(pid)
-            elif outcome == "updated":
-                updated.append(pid)
-            if outcome != "skipped":
-                snapshot.people[pid] = person
+        try:
+            for pid in doomed:
+                if pid in local and (models := self._remove_local(pid, local[pid])) is not None:
+                    removed.append(pid)
+                    forgotten += models
+                snapshot.people.pop(pid, None)
+            for pid, person in server.items():
+                outcome = self._apply_person(db, pid, person, local.get(pid),
+                                             agreed=snapshot.people.get(pid), fetched=fetched)
+                if outcome == "created":
+                    created.append(pid)
+                elif outcome == "updated":
+                    updated.append(pid)
+                if outcome != "skipped":
+                    snapshot.people[pid] = person
+        finally:
+            # Whatever was applied is recorded, even when the server went away meanwhile:
+            # a person written here but not recorded would make a deletion made here next
+            # look like someone this kiosk lacks, and the next pass would bring them back.
+            self._write_snapshot(snapshot)
         self._pull_embeddings(db, fetched)
         pulled, dropped = self._pull_models(db, snapshot)
         activated = self._active_model() != active_before  # on_model_change() then

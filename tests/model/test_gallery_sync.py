@@ -399,3 +399,25 @@ def test_embeddings_travel_with_the_crops(kiosks) -> None:
     assert by_file.keys() == {path.name for path in computed.paths}
     for path, row in zip(computed.paths, computed.matrix, strict=True):
         np.testing.assert_array_equal(by_file[path.name], row)
+
+
+def test_a_pass_cut_short_still_remembers_who_it_wrote(kiosks, monkeypatch) -> None:
+    """The server goes away after a pull wrote a new person here: deleting them here next
+    must be published, not undone by the next pass (seen with a server restarted right
+    after a change arrived)."""
+    a, b = kiosks("a"), kiosks("b")
+    a.gallery.add_crops("Gerty Cori", crops(1, 80), consent=True)
+    a.sync.sync()
+
+    def server_gone(*args: object, **kwargs: object) -> None:
+        raise GalleryOffline("the server restarted")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(GallerySync, "_pull_embeddings", server_gone)
+        with pytest.raises(GalleryOffline):
+            b.sync.sync()
+    assert "Gerty Cori" in b.picture()
+    b.gallery.finish_removal(b.gallery.remove_person("Gerty Cori"))
+    b.sync.sync()
+    a.sync.sync()
+    assert b.picture() == {} == a.picture()
