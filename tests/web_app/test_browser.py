@@ -319,19 +319,47 @@ def settle(page) -> None:  # type: ignore[no-untyped-def]
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
 
 
-def unfold(page, title: str) -> None:  # type: ignore[no-untyped-def]
+#: Installed in the page: count the app's script runs that start (``window.__runs``), from
+#: the attribute Streamlit's own browser tests read; a run however short flips it.
+WATCH_RUNS_JS = """() => {
+  if (window.__runs !== undefined) return;
+  window.__runs = 0;
+  const app = document.querySelector("[data-testid='stApp']");
+  new MutationObserver(() => {
+    if (app.getAttribute("data-test-script-state") === "running") window.__runs += 1;
+  }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+}"""
+
+
+def click_and_rerun(page, target) -> None:  # type: ignore[no-untyped-def]
+    """Click ``target`` (a locator), which reruns the app, and wait until that run has
+    started and finished: ``settle`` alone can look before the run begins, and a run
+    that lands after the next actions redraws what they did (a class chosen, a name
+    typed into a form)."""
+    page.evaluate(WATCH_RUNS_JS)
+    before = page.evaluate("() => window.__runs")
+    target.click()
+    page.wait_for_function("(before) => window.__runs > before", arg=before)
+    settle(page)
+
+
+def unfold(page, title: str, *, reruns: bool = False) -> None:  # type: ignore[no-untyped-def]
     """Open the expander called ``title`` unless it is open: read from its <details>
     element's ``open`` attribute, which changes at once (its content's visibility lags
-    behind the folding animation), then wait for the run the click starts."""
+    behind the folding animation). ``reruns``: opening it reruns the page (a keyed
+    expander with ``on_change="rerun"``); wait for that run."""
     from playwright.sync_api import expect
 
     details = page.locator("details").filter(has=page.get_by_text(title, exact=True))
     expect(details).to_be_visible()
     settle(page)
     if details.get_attribute("open") is None:
-        details.locator("summary").click()
+        summary = details.locator("summary")
+        if reruns:
+            click_and_rerun(page, summary)
+        else:
+            summary.click()
     expect(details).to_have_attribute("open", re.compile(".*"))
-    settle(page)
 
 
 def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
@@ -370,10 +398,25 @@ def make_class(page, name: str, roster: str) -> None:  # type: ignore[no-untyped
     expect(made).to_be_visible()
     expect(page.get_by_role("combobox", name="Class", exact=True)).to_have_value(name)
     settle(page)
-    page.locator("input[type='file']").first.set_input_files(
-        files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": roster.encode()}])
+    # The roster's uploader is keyed per class: the one of the class just made replaces
+    # the previous one. A file given to the old one (still on the page for a moment) is
+    # lost with it, so wait for the uploader to show the file, and give it again if not.
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Roster CSV")
+    read = page.get_by_role("button", name="Read the roster")
+    for attempt in range(3):
+        uploader.locator("input[type='file']").set_input_files(
+            files=[{"name": "roster.csv", "mimeType": "text/csv", "buffer": roster.encode()}])
+        try:
+            expect(read).to_be_visible(timeout=20_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            warnings.warn(f"the roster file given to {name}'s uploader did not arrive; "
+                          "given again", stacklevel=1)
+            settle(page)
     settle(page)
-    page.get_by_role("button", name="Read the roster").click()
+    read.click()
     expect(page.get_by_text(f"to {name}.")).to_be_visible()
 
 
@@ -468,12 +511,14 @@ def hold_up_a_photo(playwright, expect, url: str, video: Path, trace: Path) -> d
         page.goto(f"{url}/checkin")
         # Folded while Maths 7B's session is open; unfolding it reruns the page, so wait for
         # that run to finish before opening the class list (a list opened meanwhile closes).
-        unfold(page, "Start a new class session")
+        unfold(page, "Start a new class session", reruns=True)
         expect(page.get_by_label("Session name (optional)")).to_be_visible()
         settle(page)
         choose(page, "Class", "Art club")
         page.get_by_label("Session name (optional)").fill("Tuesday")
         settle(page)
+        expect(page.get_by_role("combobox", name="Class", exact=True)).to_have_value("Art club")
+        expect(page.get_by_label("Session name (optional)")).to_have_value("Tuesday")
         page.get_by_role("button", name="Start session").click()
         expect(page.get_by_text("Class session: Tuesday (Art club)")).to_be_visible()
         webrtc, frame, _ = start_live_camera(page, expect)
