@@ -275,7 +275,8 @@ class GalleryStore:
                 if not self._ready:
                     self._create_tables(connection)
                 if read_only:
-                    connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    # psycopg has begun the transaction; this must be its first statement.
+                    connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     try:
                         yield connection
                     finally:

@@ -421,3 +421,15 @@ def test_a_pass_cut_short_still_remembers_who_it_wrote(kiosks, monkeypatch) -> N
     b.sync.sync()
     a.sync.sync()
     assert b.picture() == {} == a.picture()
+
+
+def test_a_pull_reads_one_consistent_snapshot(postgres_url) -> None:
+    from model.school.gallery_sync import GalleryStore
+
+    store = GalleryStore(postgres_url)
+    try:
+        with store.transaction(read_only=True) as db:
+            assert db.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
+            assert db.execute("SHOW transaction_read_only").fetchone() == ("on",)
+    finally:
+        store.close()
