@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-liveness bench-soak bench-peer bench-reliability bench-images browser postgres screenshots clean
+.PHONY: run test install install-dev install-train lint typecheck pytest bench bench-browser bench-follow bench-tracks bench-liveness bench-soak bench-school bench-cluster bench-peer bench-reliability bench-images browser postgres screenshots clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=...)"; exit 1; }
@@ -93,6 +93,27 @@ bench-tracks: install-train
 ATTEMPTS ?= 300
 bench-liveness: install-dev
 	$(PY) benchmarks/bench_liveness.py --attempts $(ATTEMPTS) --genuine $(ATTEMPTS) --pairs 150
+
+# One school, many classrooms (issue 18): bulk import of 900 LFW people x 2 photos (seconds per
+# hundred) and the open-set rule at 30 vs 2,000 people; 4 app processes x 2 kiosks checking
+# 2,000 students into 40 sessions on one PostgreSQL, plain and with the server restarted and
+# one process killed mid-run (0 lost, 0 doubled); a gallery change timed until every kiosk
+# shows it, plain, after cut connections and after a server restart (needs LFW and
+# PostgreSQL's programs; about 10 min on 2 cores).
+bench-school: install-dev postgres
+	$(PY) benchmarks/bench_school.py --identify --import --people 900
+	$(PY) benchmarks/bench_school_register.py
+	$(PY) benchmarks/bench_gallery_sync.py
+
+# Enrolling a class from group photos (issue 19): synthetic class photos of LFW DevTest people
+# (grids of 20-30 faces, 3-6 photos a class), clean and with the shifted camera on every other
+# photo, through the app's face finding and grouping; BCubed and pairwise figures beside
+# scikit-learn's agglomerative and DBSCAN, and the seconds for 4 photos of 25 faces (needs
+# LFW; CLASSES=10 per condition, about 3 min on 2 cores). `python benchmarks/bench_cluster.py
+# --calibrate` re-picks the thresholds on DevTrain.
+CLASSES ?= 10
+bench-cluster: install-dev
+	$(PY) benchmarks/bench_cluster.py --classes $(CLASSES)
 
 # The live Check-in page open for 30 minutes in headless Chromium (a fake camera cycling two
 # enrolled people and a stranger): server memory and processed frames/s every minute; fails
