@@ -565,7 +565,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     if not source.exists():
         raise UserError(f"{source} does not exist: give a folder or a .zip of group photos.")
     if source.is_dir():
-        photo_files(source, source)  # raises ImportProblem when it holds no photo
+        photo_files(source)  # raises ImportProblem when it holds no photo
     grouping = group_photo_files(_engine(args), source)
     faces = grouping.faces
     if args.json:

@@ -135,13 +135,15 @@ def group_photos(engine: FaceAttendance, photos: Sequence[ImageInput], *,
                          embeddings=embeddings, threshold=grouping.threshold)
 
 
-def photo_files(source: str | Path, folder: Path) -> list[Path]:
+def photo_files(source: str | Path, unpack_to: Path | None = None) -> list[Path]:
     """The photo files of a folder (sorted, hidden entries left out, sub-folders read too)
-    or of a zip, which is unpacked safely into the empty ``folder`` first. Raises
-    ``ImportProblem`` when there is none."""
+    or of a zip, which is unpacked safely into the empty folder ``unpack_to`` first (a zip
+    without it is refused). Raises ``ImportProblem`` when there is no photo."""
     source = Path(source)
     if source.is_file():
-        source = extract_zip(source, folder)
+        if unpack_to is None:
+            raise ImportProblem(f"{source.name} is a file: give a folder of group photos.")
+        source = extract_zip(source, unpack_to)
     elif not source.is_dir():
         raise ImportProblem(f"{source} is neither a folder nor a zip of photos.")
     found = sorted((p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES

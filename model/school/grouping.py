@@ -14,7 +14,9 @@ people join the cohort). ``face_scores`` makes that ``[n, n]`` matrix.
 
 ``group_faces`` then merges groups average-link (the mean normalised score between every
 face of one group and every face of the other), best pair first, while the best mean
-reaches ``threshold`` and the two groups share no photo. A group of one face is kept only
+reaches ``threshold`` and the two groups share no photo; then each photo's faces are handed
+back to the groups one to one, best-fitting pair first, and what is left merges again (an
+early wrong merge no longer keeps a person's own face of that photo out). A group of one face is kept only
 when it is clearly nobody else here (its mean score to every group stays below
 ``single_threshold``); other lone faces are *not sure*: listed, never forced into a group.
 Everything is numpy and deterministic (ties go to the lower face number); nothing loads a
