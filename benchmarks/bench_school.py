@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_core import median_ms
 
 PHOTOS_PER_PERSON = 2
 SMALL_CLASS, LARGE_SCHOOL = 30, 2_000
@@ -40,14 +41,7 @@ SMALL_CLASS, LARGE_SCHOOL = 30, 2_000
 
 def median_s(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeats`` runs (after warm-up runs)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_ms(fn, repeats, warmup) / 1000.0
 
 
 # ----- bulk import ------------------------------------------------------------------------

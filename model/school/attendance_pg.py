@@ -21,7 +21,6 @@ number (a hint for listeners; ``change_number`` is the truth to poll).
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import threading
 import time
@@ -35,7 +34,6 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
 
 from model.school.attendance import (
     _CHANGES_KEY,
@@ -52,14 +50,13 @@ from model.school.attendance import (
     _second,
 )
 from model.school.classes import SchoolClass
+from model.school.database import CONNECT_TIMEOUT_S, open_pool
 
 #: The PostgreSQL schema's version (the same numbers as the SQLite book's ``user_version``;
 #: a PostgreSQL register starts at 5: classes, head turns, an open session per kiosk).
 SCHEMA_VERSION = 5
 #: The channel ``NOTIFY`` speaks on after every change (payload: the change number).
 CHANGE_CHANNEL = "faceatt_register"
-#: Seconds to wait for a connection (pool or server) before calling the database away.
-CONNECT_TIMEOUT_S = 3.0
 #: Any fixed number: app instances creating or upgrading the tables take turns on it.
 _SCHEMA_LOCK = 180_418
 
@@ -165,17 +162,8 @@ class PostgresBook(RegisterBook):
         self.url = url
         self.offline_retry_s = float(offline_retry_s)
         self.outbox = Outbox(outbox) if outbox is not None else None
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=max(1, int(pool_size)), open=False,
-            timeout=connect_timeout_s, name="faceatt-register",
-            # Give up reconnecting soon: the pool's backoff would otherwise wait up to
-            # minutes after the server is back; the next use simply tries again.
-            reconnect_timeout=2 * connect_timeout_s,
-            kwargs={"connect_timeout": max(1, math.ceil(connect_timeout_s))},
-            # A connection the server dropped (a restart, a network cut) is found out and
-            # replaced when it is lent, not when a check-in fails on it.
-            check=ConnectionPool.check_connection)
-        self._pool.open(wait=False)
+        self._pool = open_pool(url, name="faceatt-register", size=pool_size,
+                               connect_timeout_s=connect_timeout_s)
         self._offline_until = 0.0
         self._ready = False
         self._lock = threading.Lock()

@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import threading
@@ -54,10 +53,10 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from model.core import files, registry
 from model.naming import display_name, folder_name
+from model.school.database import CONNECT_TIMEOUT_S, connect_seconds, open_pool
 from model.school.gallery import (
     CACHE_DIR,
     CROP_SUFFIX,
@@ -73,8 +72,6 @@ GALLERY_CHANNEL = "faceatt_gallery"
 SCHEMA_VERSION = 1
 #: The kiosk's record of what it and the server last agreed on (hidden: never a person).
 STATE_FILE = ".sync.json"
-#: Seconds to wait for the server before calling it away.
-CONNECT_TIMEOUT_S = 3.0
 #: Any fixed number (not the register's): app instances creating the tables take turns.
 _SCHEMA_LOCK = 180_419
 #: Seconds after which the thread looks through the folders even when no modification
@@ -253,13 +250,8 @@ class GalleryStore:
                  connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.url = url
         self.connect_timeout_s = float(connect_timeout_s)
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=max(1, int(pool_size)), open=False,
-            timeout=connect_timeout_s, name="faceatt-gallery",
-            reconnect_timeout=2 * connect_timeout_s,
-            kwargs={"connect_timeout": max(1, math.ceil(connect_timeout_s))},
-            check=ConnectionPool.check_connection)
-        self._pool.open(wait=False)
+        self._pool = open_pool(url, name="faceatt-gallery", size=pool_size,
+                               connect_timeout_s=connect_timeout_s)
         self._ready = False
         self._lock = threading.Lock()
 
@@ -880,7 +872,7 @@ class GallerySync:
     def _listen(self) -> None:
         """One connection's life: LISTEN, a full pass, then a look every ``poll_s``."""
         with psycopg.connect(self.url, autocommit=True,
-                             connect_timeout=max(1, math.ceil(self.connect_timeout_s)),
+                             connect_timeout=connect_seconds(self.connect_timeout_s),
                              application_name="faceatt-gallery-listen") as connection:
             connection.execute(f"LISTEN {GALLERY_CHANNEL}")
             self.sync(full=True)  # whatever a dropped connection missed
