@@ -319,23 +319,25 @@ def settle(page) -> None:  # type: ignore[no-untyped-def]
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
 
 
-#: Installed in the page: count the app's script runs that start (``window.__runs``), from
-#: the attribute Streamlit's own browser tests read; a run however short flips it.
+#: Installed in the page: count the app's script runs that end (``window.__runs``), from
+#: the attribute Streamlit's own browser tests read. Each change is a record with the value
+#: it replaced, so a run too short to be seen "running" when the observer is called (both
+#: changes in one batch) still counts.
 WATCH_RUNS_JS = """() => {
   if (window.__runs !== undefined) return;
   window.__runs = 0;
   const app = document.querySelector("[data-testid='stApp']");
-  new MutationObserver(() => {
-    if (app.getAttribute("data-test-script-state") === "running") window.__runs += 1;
-  }).observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+  new MutationObserver((records) => {
+    for (const record of records) if (record.oldValue === "running") window.__runs += 1;
+  }).observe(app, {attributes: true, attributeOldValue: true,
+                   attributeFilter: ["data-test-script-state"]});
 }"""
 
 
 def click_and_rerun(page, target) -> None:  # type: ignore[no-untyped-def]
     """Click ``target`` (a locator), which reruns the app, and wait until that run has
-    started and finished: ``settle`` alone can look before the run begins, and a run
-    that lands after the next actions redraws what they did (a class chosen, a name
-    typed into a form)."""
+    finished: ``settle`` alone can look before the run begins, and a run that lands after
+    the next actions redraws what they did (a class chosen, a name typed into a form)."""
     page.evaluate(WATCH_RUNS_JS)
     before = page.evaluate("() => window.__runs")
     target.click()
