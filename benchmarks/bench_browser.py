@@ -42,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "web_app"))
+from app_server import free_port
 from test_browser import (  # the real-browser test's helpers
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -51,7 +52,6 @@ from test_browser import (  # the real-browser test's helpers
     VIDEO_FPS,
     VIDEO_H,
     VIDEO_W,
-    free_port,
     start_stream,
 )
 

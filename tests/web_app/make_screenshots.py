@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_server import free_port
 from test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -27,7 +28,6 @@ from test_browser import (
     REPO_ROOT,
     choose,
     enroll_from_snapshot,
-    free_port,
     make_class,
     write_accept_all_model,
     write_y4m,
