@@ -334,15 +334,20 @@ WATCH_RUNS_JS = """() => {
 }"""
 
 
-def click_and_rerun(page, target) -> None:  # type: ignore[no-untyped-def]
-    """Click ``target`` (a locator), which reruns the app, and wait until that run has
+def rerun_after(page, action) -> None:  # type: ignore[no-untyped-def]
+    """Do ``action()`` (a click, a key), which reruns the app, and wait until that run has
     finished: ``settle`` alone can look before the run begins, and a run that lands after
-    the next actions redraws what they did (a class chosen, a name typed into a form)."""
+    the next actions redraws what they did (a class chosen, a name typed)."""
     page.evaluate(WATCH_RUNS_JS)
     before = page.evaluate("() => window.__runs")
-    target.click()
+    action()
     page.wait_for_function("(before) => window.__runs > before", arg=before)
     settle(page)
+
+
+def click_and_rerun(page, target) -> None:  # type: ignore[no-untyped-def]
+    """Click ``target`` (a locator), which reruns the app: ``rerun_after``."""
+    rerun_after(page, target.click)
 
 
 def unfold(page, title: str, *, reruns: bool = False) -> None:  # type: ignore[no-untyped-def]

@@ -53,7 +53,7 @@ def test_group_photos_are_grouped_named_and_put_on_the_roster(data_dir, monkeypa
 
     # Nothing is enrolled without consent; the button says how many are named.
     at.text_input(key=f"group_name_{class_id}_0").set_value("Eileen Collins")
-    at.text_input(key=f"group_name_{class_id}_1").set_value("Sally Ride")
+    at.text_input(key=f"group_name_{class_id}_1").set_value("Robin Example")
     at.run()
     enroll = at.button(key=f"group_enroll_{class_id}")
     assert enroll.label == "Enroll 2 named people into Art club" and enroll.disabled
@@ -64,7 +64,7 @@ def test_group_photos_are_grouped_named_and_put_on_the_roster(data_dir, monkeypa
     assert not at.exception, at.exception
     assert "Enrolled 2 of 2 people (6 photos) into Art club." in texts(at, "success")
     roster = at.dataframe[1].value
-    assert list(roster["Name"]) == ["Eileen Collins", "Sally Ride"]
+    assert list(roster["Name"]) == ["Eileen Collins", "Robin Example"]
     assert list(roster["Photos"]) == [3, 3]
 
 
@@ -99,7 +99,7 @@ def test_faces_can_be_moved_split_and_left_out(data_dir, monkeypatch):
     work = at.session_state[f"group_photos_{class_id}"]
     assert all(first[0] not in group for group in work.groups)
     # Only named groups that are not left out count.
-    at.text_input(key=f"group_name_{class_id}_1").set_value("Sally Ride")
+    at.text_input(key=f"group_name_{class_id}_1").set_value("Robin Example")
     at.checkbox(key=f"group_out_{class_id}_1").check()
     at.run()
     assert at.button(key=f"group_enroll_{class_id}").label == "Enroll 0 named people into Choir"
