@@ -201,6 +201,22 @@ def passcode_set() -> bool:
     return passcode is not None or problem is not None
 
 
+#: The query parameter naming the kiosk a page serves (``?kiosk=Room%2012``).
+KIOSK_PARAM = "kiosk"
+
+
+def page_kiosk() -> str:
+    """The kiosk this page serves: its ``?kiosk=`` query parameter, else the instance's
+    ``FACEATT_KIOSK``, else the default kiosk (``""``)."""
+    return " ".join(str(st.query_params.get(KIOSK_PARAM, "") or get_settings().kiosk).split())
+
+
+def kiosk_label(kiosk: str) -> str:
+    """A kiosk as a sentence names it: "Room 12"; the default kiosk (a single classroom's)
+    is "the kiosk"."""
+    return kiosk or "the kiosk"
+
+
 def is_admin() -> bool:
     """Whether this browser may see the teacher's view: True when no passcode is set
     (local use), or when this browser session typed the current passcode."""

@@ -11,7 +11,14 @@ import pandas as pd
 import streamlit as st
 
 from model.school.classes import ABSENT, LATE, PRESENT, STATUSES
-from web_app.common import error_text, get_engine, plain, require_admin
+from web_app.common import (
+    error_text,
+    get_engine,
+    kiosk_label,
+    page_kiosk,
+    plain,
+    require_admin,
+)
 
 STATUS_WORDS = {PRESENT: "Present", LATE: "Late", ABSENT: "Absent"}
 #: How a check-in's similarity score is shown in the register.
@@ -56,7 +63,14 @@ if not classes:
     st.stop()
 
 class_names = {c.id: c.name for c in classes}
-open_session = book.current_session()
+# Which kiosk's open session this page shows and sets: the page's own kiosk, or another one
+# where a school has several (each kiosk checks people into its own open session).
+kiosk = page_kiosk()
+kiosks = sorted({kiosk, *book.open_sessions()}, key=str.casefold)
+if len(kiosks) > 1:
+    kiosk = st.selectbox("Kiosk", kiosks, index=kiosks.index(kiosk), format_func=kiosk_label,
+                         key="attendance_kiosk")
+open_session = book.current_session(kiosk)
 if st.session_state.get("attendance_class") not in class_names:
     st.session_state["attendance_class"] = (
         open_session.class_id if open_session and open_session.class_id in class_names
@@ -68,7 +82,7 @@ sessions = book.sessions(class_id)
 
 # The kiosk checks people into the open session only; the teacher opens and closes it
 # here or in the Check-in page's teacher section.
-st.caption("Open at the kiosk: " + (
+st.caption(f"Open at {plain(kiosk_label(kiosk))}: " + (
     f"**{plain(open_session.name)}** ({plain(class_names.get(open_session.class_id, 'no class'))}"
     f", started {open_session.started_at:%Y-%m-%d %H:%M})" if open_session
     else "none (the kiosk checks nobody in)"))
@@ -128,10 +142,10 @@ else:
         st.subheader("This session")
         if open_session is None or open_session.id != session_id:
             if st.button("Open at the kiosk", key="attendance_open"):
-                book.open_session(session_id)
+                book.open_session(session_id, kiosk=kiosk)
                 st.rerun()
         elif st.button("Close it at the kiosk", key="attendance_close"):
-            book.close_session()
+            book.close_session(kiosk=kiosk)
             st.rerun()
         with st.form("session_rename"):
             new_name = st.text_input("Name", value=session.name,

@@ -33,6 +33,7 @@ from web_app.common import (
     get_engine,
     is_admin,
     match_label,
+    page_kiosk,
     plain,
     read_upload,
     unknown_reason,
@@ -52,8 +53,6 @@ SESSION_KEY = "checkin_session_id"
 #: The "Start a new class session" expander's state, and the open session it was set for.
 NEW_SESSION_KEY, LAST_OPEN_KEY = "checkin_new_session_open", "checkin_new_session_for"
 NO_SESSION = "No class session is open: ask the teacher."
-#: The query parameter naming the kiosk a page serves (``?kiosk=Room%2012``).
-KIOSK_PARAM = "kiosk"
 
 
 def check_in_photo(engine, book, session_id: int, upload, how: str) -> None:  # type: ignore[no-untyped-def]
@@ -214,7 +213,7 @@ st.title("Check-in")
 loading = start_loading(str(get_settings().data_dir))
 book = get_book()
 admin = is_admin()
-kiosk = " ".join(str(st.query_params.get(KIOSK_PARAM, "") or get_settings().kiosk).split())
+kiosk = page_kiosk()
 
 try:
     if admin:

@@ -14,6 +14,7 @@ from web_app.common import (
     get_book,
     get_engine,
     is_admin,
+    kiosk_label,
     model_figures,
     model_summary,
     passcode_set,
@@ -66,13 +67,14 @@ if not admin:
     with st.expander("Teacher: unlock"):
         unlock_form()
 else:
-    open_id = book.open_session_id()
+    open_at = {session_id: kiosk for kiosk, session_id in book.open_sessions().items()}
     if not today:
         st.write("No class session has been started today. Start one on the **Check-in** page.")
     class_names = {c.id: c.name for c in book.classes()}
     for session in today:
         register = book.register(session.id)
-        status = " — open at the kiosk" if session.id == open_id else ""
+        status = (f" — open at {kiosk_label(open_at[session.id])}" if session.id in open_at
+                  else "")
         group = class_names.get(session.class_id or 0, "no class")
         line = (f"**{plain(group)}: {plain(session.name)}** (started "
                 f"{session.started_at:%H:%M}{status}): ")
