@@ -29,19 +29,25 @@ def group_photos() -> list[tuple[str, bytes, str]]:
             for i, photo in enumerate((two, brighter, darker))]
 
 
+def class_with_photos(data_dir, name: str, photos):  # type: ignore[no-untyped-def]
+    """The Classes page after making the class ``name`` and giving its group-photo
+    uploader ``photos``: the page and the class's id."""
+    at = open_page("classes")
+    next(t for t in at.text_input if t.label == "Class name").set_value(name)
+    next(b for b in at.button if b.label == "Make class").click()
+    at.run()
+    class_id = AttendanceBook(data_dir / "attendance.sqlite3").find_class(name).id
+    at.file_uploader(key=f"group_photos_upload_{class_id}").set_value(photos)
+    at.run()
+    return at, class_id
+
+
 @pytest.mark.slow
 def test_group_photos_are_grouped_named_and_put_on_the_roster(data_dir, monkeypatch):
     if not BASE_MODEL.exists():
         pytest.skip("the shipped network is needed to group faces")
     monkeypatch.setenv("FACEATT_BASE_MODEL", str(BASE_MODEL))
-    at = open_page("classes")
-    next(t for t in at.text_input if t.label == "Class name").set_value("Art club")
-    next(b for b in at.button if b.label == "Make class").click()
-    at.run()
-    class_id = AttendanceBook(data_dir / "attendance.sqlite3").find_class("Art club").id
-
-    at.file_uploader(key=f"group_photos_upload_{class_id}").set_value(group_photos())
-    at.run()
+    at, class_id = class_with_photos(data_dir, "Art club", group_photos())
     next(b for b in at.button if b.label == "Find and group the faces").click()
     at.run()
     assert not at.exception, at.exception
@@ -73,13 +79,7 @@ def test_faces_can_be_moved_split_and_left_out(data_dir, monkeypatch):
     if not BASE_MODEL.exists():
         pytest.skip("the shipped network is needed to group faces")
     monkeypatch.setenv("FACEATT_BASE_MODEL", str(BASE_MODEL))
-    at = open_page("classes")
-    next(t for t in at.text_input if t.label == "Class name").set_value("Choir")
-    next(b for b in at.button if b.label == "Make class").click()
-    at.run()
-    class_id = AttendanceBook(data_dir / "attendance.sqlite3").find_class("Choir").id
-    at.file_uploader(key=f"group_photos_upload_{class_id}").set_value(group_photos()[:2])
-    at.run()
+    at, class_id = class_with_photos(data_dir, "Choir", group_photos()[:2])
     next(b for b in at.button if b.label == "Find and group the faces").click()
     at.run()
     work = at.session_state[f"group_photos_{class_id}"]
